@@ -1,0 +1,91 @@
+"""gRPC plumbing shared by every service: servers on root-only unix sockets (or TCP), client channels, and the
+mapping of service errors to gRPC status codes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import grpc
+
+Registrar = Callable[[grpc.aio.Server], None]
+
+# Keep-alive and sizes suited to long-lived desired-state streams and big snapshots.
+CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 20_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
+
+class ServiceError(Exception):
+    """An error a servicer reports to its caller with a status code and a message that says what to fix."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> ServiceError:
+    return ServiceError(grpc.StatusCode.NOT_FOUND, message)
+
+
+async def abort(context: grpc.aio.ServicerContext[object, object], error: ServiceError) -> NoReturn:
+    await context.abort(error.code, error.message)
+    raise AssertionError("unreachable: abort raises")
+
+
+def _prepare_unix(address: str) -> Path | None:
+    if not address.startswith("unix:"):
+        return None
+    path = Path(address.removeprefix("unix:"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_socket():
+        path.unlink()
+    return path
+
+
+async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]) -> grpc.aio.Server:
+    """Start one gRPC server hosting the given services on the given addresses ("unix:/path" or "host:port").
+    Unix sockets are made root-only (0600)."""
+    server = grpc.aio.server(options=CHANNEL_OPTIONS)
+    for register in registrars:
+        register(server)
+    paths = []
+    for address in addresses:
+        path = _prepare_unix(address)
+        if server.add_insecure_port(address) == 0 and path is None:
+            raise OSError(f"cannot listen on {address}")
+        if path is not None:
+            paths.append(path)
+    await server.start()
+    for path in paths:
+        os.chmod(path, 0o600)
+    return server
+
+
+def channel(target: str) -> grpc.aio.Channel:
+    """A client channel to "unix:/path" or "host:port"."""
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+def status_of(exc: BaseException) -> grpc.StatusCode | None:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code()
+    return None
+
+
+def details_of(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.details() or str(exc.code())
+    return str(exc)

@@ -1,0 +1,52 @@
+"""What every dataplane driver (linux, vpp) offers the agent. Drivers are synchronous: the agent runs them on
+one dedicated thread, which also serialises every dataplane change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..model import DesiredNode, NetworkSpec, PortSpec
+
+
+@dataclass(frozen=True, slots=True)
+class AttachResult:
+    host_ifname: str
+    mac: str
+    mtu: int
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """What a full reconciliation changed (all zero when the dataplane already matched)."""
+
+    added: int = 0
+    removed: int = 0
+    ports_recreated: int = 0
+    ports_removed: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> int:
+        return self.added + self.removed + self.ports_recreated + self.ports_removed
+
+
+class Driver(Protocol):
+    name: str
+
+    def prepare(self) -> None:
+        """One-time node set-up (forwarding, rule order); idempotent."""
+
+    def attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:
+        """Create or repair one pod port and its host-side objects; idempotent."""
+
+    def detach(self, port: PortSpec) -> bool:
+        """Remove a pod port (also when its netns is gone); True if something existed."""
+
+    def check(self, port: PortSpec, network: NetworkSpec) -> list[str]:
+        """What is missing or different for this port (empty = healthy)."""
+
+    def reconcile(self, desired: DesiredNode) -> ReconcileReport:
+        """Converge everything the agent owns to `desired`, removing what it owns and no longer wants."""
+
+    def close(self) -> None: ...

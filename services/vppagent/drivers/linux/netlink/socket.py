@@ -1,0 +1,197 @@
+"""A blocking rtnetlink socket that sends requests in batches and matches every acknowledgement.
+
+All requests of a batch go to the kernel in one sendmsg; the kernel answers each with an ack (or error) that is
+matched by sequence number. Errors a request declares tolerable (EEXIST on create, ENOENT on delete) count as
+success, which makes every operation idempotent."""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import itertools
+import os
+import socket as socket_mod
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from . import codec
+from .constants import (
+    NETLINK_CAP_ACK,
+    NETLINK_EXT_ACK,
+    NETLINK_GET_STRICT_CHK,
+    NETLINK_ROUTE,
+    NLM_F_ACK,
+    NLM_F_ACK_TLVS,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSGERR_ATTR_MSG,
+    SOL_NETLINK,
+)
+from .netns import socket_in
+
+_BATCH = 256  # requests per sendmsg: their acks must fit the receive buffer
+_RCVBUF = 4 * 1024 * 1024
+_ERRMSG = struct.Struct("=i")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One netlink request: message type, flags (REQUEST|ACK are added), body, and what it is for humans."""
+
+    kind: int
+    flags: int
+    body: bytes
+    what: str
+    tolerate: frozenset[int] = frozenset()
+
+
+class NetlinkError(OSError):
+    def __init__(self, err: int, what: str, kernel_msg: str = "") -> None:
+        detail = f" ({kernel_msg})" if kernel_msg else ""
+        super().__init__(err, f"{what}: {os.strerror(err)}{detail}")
+        self.what = what
+        self.kernel_msg = kernel_msg
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    request: Request
+    error: int  # 0 = success (including a tolerated errno)
+    kernel_msg: str = ""
+
+    def raise_for_error(self) -> None:
+        if self.error:
+            raise NetlinkError(self.error, self.request.what, self.kernel_msg)
+
+
+class NetlinkSocket:
+    """rtnetlink socket, optionally created inside another network namespace."""
+
+    def __init__(self, netns_path: str | None = None) -> None:
+        self._sock = socket_in(netns_path, _new_socket)
+        self._seq = itertools.count(1)
+        self._buf = bytearray(_RCVBUF)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> NetlinkSocket:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def execute(self, requests: Sequence[Request]) -> None:
+        """Apply requests in order; raise the first failure (after all were sent)."""
+        for outcome in self.execute_all(requests):
+            outcome.raise_for_error()
+
+    def execute_all(self, requests: Sequence[Request]) -> list[Outcome]:
+        """Apply requests in order; report each one's outcome instead of raising."""
+        outcomes: list[Outcome] = []
+        for start in range(0, len(requests), _BATCH):
+            outcomes.extend(self._execute_batch(requests[start : start + _BATCH]))
+        return outcomes
+
+    def _execute_batch(self, batch: Sequence[Request]) -> list[Outcome]:
+        by_seq: dict[int, Request] = {}
+        chunks = []
+        for req in batch:
+            seq = next(self._seq)
+            by_seq[seq] = req
+            chunks.append(codec.message(req.kind, req.flags | NLM_F_REQUEST | NLM_F_ACK, seq, req.body))
+        self._sock.sendall(b"".join(chunks))
+        errors: dict[int, tuple[int, str]] = {}
+        while len(errors) < len(by_seq):
+            for msg in self._receive():
+                if msg.kind == NLMSG_ERROR and msg.seq in by_seq:
+                    errors[msg.seq] = _decode_error(msg)
+        outcomes = []
+        for seq, req in by_seq.items():
+            err, text = errors[seq]
+            if err in req.tolerate:
+                err = 0
+            outcomes.append(Outcome(req, err, text if err else ""))
+        return outcomes
+
+    def query(self, kind: int, body: bytes, what: str) -> codec.Message | None:
+        """A single-object GET: the object's message, or None when the kernel says it does not exist."""
+        seq = next(self._seq)
+        self._sock.sendall(codec.message(kind, NLM_F_REQUEST, seq, body))
+        while True:
+            for msg in self._receive():
+                if msg.seq != seq:
+                    continue
+                if msg.kind != NLMSG_ERROR:
+                    return msg
+                err, text = _decode_error(msg)
+                if err in (errno_mod.ENODEV, errno_mod.ENOENT):
+                    return None
+                raise NetlinkError(err, what, text)
+
+    def dump(self, kind: int, body: bytes) -> list[codec.Message]:
+        """A dump request: every object of one kind (filtered by the body where strict checking allows)."""
+        for _attempt in range(5):
+            seq = next(self._seq)
+            self._sock.sendall(codec.message(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, body))
+            messages, interrupted = self._collect_dump(seq)
+            if not interrupted:
+                return messages
+        raise NetlinkError(errno_mod.EINTR, f"dump of message type {kind} kept being interrupted")
+
+    def _collect_dump(self, seq: int) -> tuple[list[codec.Message], bool]:
+        messages: list[codec.Message] = []
+        interrupted = False
+        while True:
+            for msg in self._receive():
+                if msg.seq != seq:
+                    continue
+                if msg.flags & NLM_F_DUMP_INTR:
+                    interrupted = True
+                if msg.kind == NLMSG_DONE:
+                    return messages, interrupted
+                if msg.kind == NLMSG_ERROR:
+                    err, text = _decode_error(msg)
+                    if err:
+                        raise NetlinkError(err, "dump", text)
+                    continue
+                messages.append(msg)
+
+    def _receive(self) -> Iterator[codec.Message]:
+        size = self._sock.recv_into(self._buf)
+        return codec.split_messages(bytes(memoryview(self._buf)[:size]))
+
+
+def _new_socket() -> socket_mod.socket:
+    sock = socket_mod.socket(socket_mod.AF_NETLINK, socket_mod.SOCK_RAW | socket_mod.SOCK_CLOEXEC, NETLINK_ROUTE)
+    try:
+        sock.setsockopt(socket_mod.SOL_SOCKET, 33, _RCVBUF)  # SO_RCVBUFFORCE (root): acks of a whole batch fit
+    except OSError:
+        sock.setsockopt(socket_mod.SOL_SOCKET, socket_mod.SO_RCVBUF, _RCVBUF)
+    sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)  # acks without a copy of the request
+    sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)  # the kernel's own error text
+    with contextlib.suppress(OSError):  # older kernels: dumps then ignore their filters, which is only slower
+        sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+    sock.bind((0, 0))
+    return sock
+
+
+def _decode_error(msg: codec.Message) -> tuple[int, str]:
+    (err,) = _ERRMSG.unpack_from(msg.payload)
+    text = ""
+    if err and msg.flags & NLM_F_ACK_TLVS:
+        # payload: error, original header (16 bytes, capped), then TLVs
+        text = codec.parse_attrs(msg.payload, _ERRMSG.size + codec.NLMSGHDR.size).text(NLMSGERR_ATTR_MSG)
+    return -err, text
+
+
+def tolerate(*errnos: int) -> frozenset[int]:
+    return frozenset(errnos)
+
+
+def flatten(groups: Iterable[Iterable[Request]]) -> list[Request]:
+    return [req for group in groups for req in group]
