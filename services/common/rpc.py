@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 
 Registrar = Callable[[grpc.aio.Server], None]
+Context = grpc.aio.ServicerContext[Any, Any]  # what every servicer method receives
 
 # Keep-alive and sizes suited to long-lived desired-state streams and big snapshots.
 CHANNEL_OPTIONS: Sequence[tuple[str, int]] = (
@@ -40,7 +41,7 @@ def not_found(message: str) -> ServiceError:
     return ServiceError(grpc.StatusCode.NOT_FOUND, message)
 
 
-async def abort(context: grpc.aio.ServicerContext[object, object], error: ServiceError) -> NoReturn:
+async def abort(context: Context, error: ServiceError) -> NoReturn:
     await context.abort(error.code, error.message)
     raise AssertionError("unreachable: abort raises")
 

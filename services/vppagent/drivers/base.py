@@ -37,6 +37,9 @@ class Driver(Protocol):
     def prepare(self) -> None:
         """One-time node set-up (forwarding, rule order); idempotent."""
 
+    def tunnel_mtu(self) -> int:
+        """The MTU left for pods once traffic is encapsulated on this node's uplink."""
+
     def attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:
         """Create or repair one pod port and its host-side objects; idempotent."""
 

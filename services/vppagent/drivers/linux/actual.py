@@ -22,9 +22,9 @@ def read_host_objects(sock: NetlinkSocket, links: dict[str, dumps.Link] | None =
     for family in (AF_INET, AF_INET6):
         for r in dumps.routes(sock, family):
             if r.protocol == RTPROT_MULTINET and _ours(r.table):
-                out.add_route(
-                    plan.RouteObj(r.table, r.dst, names.get(r.oif, ""), r.gateway, r.onlink, r.rtype == RTN_UNREACHABLE)
-                )
+                unreachable = r.rtype == RTN_UNREACHABLE  # IPv6 ones show up on `lo`: the device is not ours
+                dev = "" if unreachable else names.get(r.oif, "")
+                out.add_route(plan.RouteObj(r.table, r.dst, dev, r.gateway, r.onlink, unreachable))
         for rule in dumps.rules(sock, family):
             if rule.protocol == RTPROT_MULTINET:
                 out.rules.add(plan.RuleObj(4 if family == AF_INET else 6, rule.iifname, rule.table, rule.priority))

@@ -8,13 +8,21 @@ import errno
 import os
 
 from ...errors import DataplaneError, InterfaceExists, NetnsNotFound
-from ...model import HOST_SIDE_MAC, OWNER_ALIAS_PREFIX, DesiredNode, NetworkSpec, PortSpec
+from ...model import (
+    HOST_SIDE_MAC,
+    OWNER_ALIAS_PREFIX,
+    VXLAN_OVERHEAD_V4,
+    VXLAN_PORT,
+    DesiredNode,
+    NetworkSpec,
+    PortSpec,
+)
 from ..base import AttachResult, ReconcileReport
 from . import plan, pod, sysctl
 from .actual import read_host_objects
 from .diff import HostObject, host_changes
 from .netlink import dumps, messages
-from .netlink.constants import AF_INET, AF_INET6, RT_SCOPE_LINK
+from .netlink.constants import AF_INET, AF_INET6, RT_SCOPE_LINK, RT_TABLE_MAIN
 from .netlink.socket import NetlinkError, NetlinkSocket, Request
 
 
@@ -23,7 +31,7 @@ class LinuxDriver:
 
     def __init__(self, underlay_ifname: str = "") -> None:
         self._host = NetlinkSocket()
-        self._underlay_ifname = underlay_ifname
+        self._underlay_ifname = underlay_ifname or self._default_route_ifname()
 
     def close(self) -> None:
         self._host.close()
@@ -73,12 +81,13 @@ class LinuxDriver:
             create = messages.veth_create(
                 port.host_ifname, HOST_SIDE_MAC, port.ifname, port.pod_mac, fd, port.mtu, port.alias
             )
-            outcome = self._host.execute_all([create])[0]
+            outcome, marked = self._host.execute_all([create, messages.link_alias(port.host_ifname, port.alias)])
         finally:
             os.close(fd)
         if outcome.error == errno.EEXIST:
             raise InterfaceExists(f"interface {port.ifname} already exists in {port.netns}")
         outcome.raise_for_error()
+        marked.raise_for_error()
 
     def _apply_host(self, port: PortSpec, network: NetworkSpec) -> None:
         objects = plan.HostObjects()
@@ -130,7 +139,7 @@ class LinuxDriver:
         actual_links = {link.name: link for link in dumps.links(self._host)}
         self._reconcile_vxlans(desired, actual_links, report)
         actual_links = {link.name: link for link in dumps.links(self._host)}
-        wanted = plan.host_objects(desired, self._tunnel_mtu())
+        wanted = plan.host_objects(desired, self.tunnel_mtu())
         actual = read_host_objects(self._host, actual_links)
         changes = host_changes(wanted, actual)
         index = {name: link.index for name, link in actual_links.items()}
@@ -163,7 +172,7 @@ class LinuxDriver:
                 report.problems.append(f"re-creating {name}: {exc}")
 
     def _reconcile_vxlans(self, desired: DesiredNode, links: dict[str, dumps.Link], report: ReconcileReport) -> None:
-        wanted = plan.host_objects(desired, self._tunnel_mtu()).vxlans if desired.underlay is not None else {}
+        wanted = plan.host_objects(desired, self.tunnel_mtu()).vxlans if desired.underlay is not None else {}
         for name, link in links.items():
             if link.kind == "vxlan" and link.alias.startswith(OWNER_ALIAS_PREFIX) and name not in wanted:
                 self._host.execute([messages.link_delete(name)])
@@ -175,25 +184,24 @@ class LinuxDriver:
         for name, vx in wanted.items():
             if name in links:
                 continue
-            reqs.append(
-                messages.vxlan_create(
-                    name,
-                    vx.vni,
-                    desired.underlay,
-                    4789,
-                    vx.mtu,
-                    vx.mac,
-                    underlay.index if underlay else 0,
-                    f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}",
-                )
-            )
+            index = underlay.index if underlay else 0
+            reqs.append(messages.vxlan_create(name, vx.vni, desired.underlay, VXLAN_PORT, vx.mtu, vx.mac, index))
+            reqs.append(messages.link_alias(name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"))
             reqs.append(messages.link_up(name))
             report.added += 1
         self._host.execute(reqs)
 
-    def _tunnel_mtu(self) -> int:
+    def tunnel_mtu(self) -> int:
         underlay = dumps.link(self._host, self._underlay_ifname) if self._underlay_ifname else None
-        return (underlay.mtu if underlay else 1500) - 50
+        return (underlay.mtu if underlay else 1500) - VXLAN_OVERHEAD_V4
+
+    def _default_route_ifname(self) -> str:
+        """The uplink when none is configured: the interface of the main table's IPv4 default route."""
+        names = {link.index: link.name for link in dumps.links(self._host)}
+        for route in dumps.routes(self._host, AF_INET):
+            if route.table == RT_TABLE_MAIN and route.dst.prefixlen == 0 and route.oif in names:
+                return names[route.oif]
+        return ""
 
     # ----------------------------------------------------------------------------------------------- requests
     def _object_requests(self, objects: plan.HostObjects, index: dict[str, int]) -> list[Request]:

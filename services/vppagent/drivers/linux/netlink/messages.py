@@ -107,13 +107,17 @@ def veth_create(
         IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "veth"), attr_nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))
     )
     body = _ifinfo() + attr_str(IFLA_IFNAME, host_name) + attr(IFLA_ADDRESS, mac_bytes(host_mac))
-    body += attr_u32(IFLA_MTU, mtu) + attr_str(IFLA_IFALIAS, alias) + info
+    body += attr_u32(IFLA_MTU, mtu) + info
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create veth {host_name}<->{peer_name}")
 
 
-def vxlan_create(
-    name: str, vni: int, local: IPAddress, port: int, mtu: int, mac: str, underlay_index: int, alias: str
-) -> Request:
+def link_alias(name: str, alias: str) -> Request:
+    """The ownership mark of a link (the kernel ignores IFLA_IFALIAS when creating one, so it is set after)."""
+    body = _ifinfo() + attr_str(IFLA_IFNAME, name) + attr_str(IFLA_IFALIAS, alias)
+    return Request(RTM_NEWLINK, 0, body, f"set alias of {name}")
+
+
+def vxlan_create(name: str, vni: int, local: IPAddress, port: int, mtu: int, mac: str, underlay_index: int) -> Request:
     local_attr = attr(IFLA_VXLAN_LOCAL, local.packed) if local.version == 4 else attr(IFLA_VXLAN_LOCAL6, local.packed)
     data = (
         attr_u32(IFLA_VXLAN_ID, vni) + local_attr + attr_u16_be(IFLA_VXLAN_PORT, port) + attr_u8(IFLA_VXLAN_LEARNING, 0)
@@ -122,7 +126,7 @@ def vxlan_create(
         data += attr_u32(IFLA_VXLAN_LINK, underlay_index)
     info = attr_nested(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "vxlan"), attr_nested(IFLA_INFO_DATA, data))
     body = _ifinfo() + attr_str(IFLA_IFNAME, name) + attr(IFLA_ADDRESS, mac_bytes(mac)) + attr_u32(IFLA_MTU, mtu)
-    body += attr_str(IFLA_IFALIAS, alias) + info
+    body += info
     return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"create vxlan {name} vni {vni}", EXISTS_OK)
 
 

@@ -1,0 +1,91 @@
+"""multinet: the CNI plugin executable. A thin shim: it forwards the CNI_* environment and stdin untouched to
+netmgr's local socket and prints what comes back, so it starts in a few milliseconds (run as `python -IS`,
+importing nothing beyond the built-in _socket). Parsing and validation happen in netmgr.
+
+VERSION is answered here, so runtimes can probe the plugin while multinet is down.
+Socket: $MULTINET_CNI_SOCKET, else the config's "multinet_socket", else /run/multinet/cni.sock."""
+
+import _socket
+import os
+import sys
+
+VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
+DEFAULT_SOCKET = "/run/multinet/cni.sock"
+
+
+def string_field(data, key):
+    """The string value of the first `"key": "value"` in raw JSON, without a JSON parser (values we look for
+    are paths and versions: no escapes)."""
+    at = data.find(b'"' + key + b'"')
+    if at < 0:
+        return None
+    at = data.find(b":", at + len(key) + 2)
+    if at < 0:
+        return None
+    start = data.find(b'"', at)
+    end = data.find(b'"', start + 1)
+    if start < 0 or end < 0 or data[at + 1 : start].strip():
+        return None
+    return data[start + 1 : end].decode()
+
+
+def reply(status, text):
+    os.write(1, text.encode() if isinstance(text, str) else text)
+    sys.exit(status)
+
+
+def error(code, msg, version):
+    msg = msg.replace("\\", "\\\\").replace('"', '\\"')
+    reply(1, '{"cniVersion":"%s","code":%d,"msg":"%s"}' % (version, code, msg))
+
+
+def read_stdin():
+    chunks = []
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def main():
+    command = os.environ.get("CNI_COMMAND", "")
+    stdin = read_stdin() if command != "VERSION" or not os.isatty(0) else b""
+    version = string_field(stdin, b"cniVersion")
+    if command not in ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION"):
+        error(4, "CNI_COMMAND %r is not one of ADD, DEL, CHECK, STATUS, GC, VERSION" % command,
+              version if version in VERSIONS else VERSIONS[-1])
+    if command == "VERSION":
+        chosen = version if version in VERSIONS else VERSIONS[-1]
+        listed = ",".join('"%s"' % v for v in VERSIONS)
+        reply(0, '{"cniVersion":"%s","supportedVersions":[%s]}' % (chosen, listed))
+    path = os.environ.get("MULTINET_CNI_SOCKET") or string_field(stdin, b"multinet_socket") or DEFAULT_SOCKET
+    request = b"".join(
+        ("%s=%s" % (k, v)).encode() + b"\0" for k, v in os.environ.items() if k.startswith("CNI_")
+    ) + b"\0" + stdin
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendall(request)
+        sock.shutdown(_socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = sock.recv(262144)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as exc:
+        error(11, "cannot reach multinet at %s (%s): is `multinetctl up` running?" % (path, exc.strerror or exc),
+              version if version in VERSIONS else VERSIONS[-1])
+    finally:
+        sock.close()
+    answer = b"".join(chunks)
+    head, _, body = answer.partition(b"\n")
+    if not head.isdigit():
+        error(11, "multinet at %s closed the connection without an answer: try again" % path,
+              version if version in VERSIONS else VERSIONS[-1])
+    reply(int(head), body)
+
+
+if __name__ == "__main__":
+    main()

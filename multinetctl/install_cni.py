@@ -1,0 +1,85 @@
+"""`install-cni`: put the `multinet` executable in the runtime's plugin directory and write one conflist per
+attachment definition (CNI name = attachment name), pointing at this instance's CNI socket."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+from multinet.v1 import catalog_pb2, catalog_pb2_grpc
+
+from services.common.paths import InstancePaths
+from services.netmgr.netconf import loads_lenient, plugins_of
+
+from .client import explain, netmgr_target, open_channel
+
+SHIM_SOURCE = Path(__file__).resolve().parent.parent / "cni" / "multinet.py"
+# plugin types in a seed-style NAD that stand for "the multinet interface" (Calico/VPP's multinet used calico)
+REPLACED_TYPES = {"calico", "multinet"}
+
+
+def install_cni(args: argparse.Namespace) -> int:
+    paths = InstancePaths.resolve(args.state_dir)
+    target = netmgr_target(paths, args.server)
+    try:
+        attachments = asyncio.run(_list(target))
+    except grpc.aio.AioRpcError as exc:
+        print(f"error: {explain(exc, target)}", file=sys.stderr)
+        return 1
+    bin_dir, conf_dir = Path(args.bin_dir), Path(args.conf_dir)
+    install_plugin(bin_dir / "multinet")
+    print(f"installed {bin_dir / 'multinet'}")
+    written: set[str] = set()
+    for att in attachments:
+        if att.name in written:
+            print(
+                f"warning: skipping {att.namespace}/{att.name}: another namespace already has a conflist named "
+                f"{att.name}",
+                file=sys.stderr,
+            )
+            continue
+        path = conf_dir / f"{att.name}.conflist"
+        _atomic_write(path, json.dumps(conflist(att, paths.cni_socket, args.cni_version), indent=2) + "\n", 0o644)
+        written.add(att.name)
+        print(f"wrote {path} (network {att.network})")
+    return 0
+
+
+async def _list(target: str) -> list[catalog_pb2.AttachmentDefinition]:
+    async with open_channel(target) as channel:
+        reply = await catalog_pb2_grpc.CatalogStub(channel).ListAttachments(catalog_pb2.ListRequest(), timeout=10)
+    return list(reply.attachments)
+
+
+def install_plugin(dest: Path, interpreter: str = sys.executable) -> None:
+    """The shim with this interpreter in isolated, no-site mode (-IS): nothing to import, fast start."""
+    source = SHIM_SOURCE.read_text()
+    _atomic_write(dest, f"#!{interpreter} -IS\n{source}", 0o755)
+
+
+def conflist(att: catalog_pb2.AttachmentDefinition, socket: Path, default_version: str) -> dict[str, Any]:
+    conf = loads_lenient(att.config_json, "spec.config")
+    version = conf.get("cniVersion") if conf.get("cniVersion") in ("0.3.1", "0.4.0", "1.0.0", "1.1.0") else None
+    ours: dict[str, Any] = {"type": "multinet", "network": att.network, "multinet_socket": str(socket)}
+    chain: list[dict[str, Any]] = []
+    for plugin in plugins_of(conf):
+        if plugin.get("type") in REPLACED_TYPES:
+            ours.update({k: v for k, v in plugin.items() if k not in ("type", "dataplane_options")})
+            ours["type"] = "multinet"
+        elif isinstance(plugin.get("type"), str):
+            chain.append(plugin)  # e.g. tuning, portmap, bandwidth after us
+    return {"cniVersion": version or default_version, "name": att.name, "plugins": [ours, *chain]}
+
+
+def _atomic_write(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -1,0 +1,176 @@
+"""The node agent: keeps the dataplane equal to the desired state.
+
+Two inputs: the CNI fast path (attach/detach one port now, answered when ready) and netmgr's desired-state
+stream (level-triggered: every update marks the state dirty; the reconcile loop converges the whole node, and
+also runs periodically to repair drift). The dataplane is touched only from one thread, so driver calls never
+race, and never reconciled before the stream's first snapshot (an agent that is not in sync removes nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from multinet.v1 import agent_pb2, catalog_pb2
+from opentelemetry import trace
+
+from services.common.telemetry import tracer
+
+from . import convert
+from .drivers.base import AttachResult, Driver, ReconcileReport
+from .model import DesiredNode, PortSpec
+from .state import ClusterState, Key, desired_node
+
+log = logging.getLogger("multinet.vppagent")
+_tracer = tracer("multinet.vppagent")
+T = TypeVar("T")
+P = ParamSpec("P")
+FAST_PATH_GRACE_S = 120.0  # how long a CNI-attached port may wait to show up in the desired state
+DEBOUNCE_S = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    node: str
+    underlay_ip: str = ""  # this node's VTEP address; "" = no tunnels (single node)
+    resync_interval_s: float = 30.0
+
+
+class NodeAgent:
+    def __init__(self, settings: AgentSettings, driver: Driver) -> None:
+        self.settings = settings
+        self.driver = driver
+        self.state = ClusterState()
+        self.applied_revision = 0
+        self.last_report = ReconcileReport()
+        self.default_mtu = 1450
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="dataplane")
+        self._fast: dict[Key, tuple[PortSpec, float]] = {}
+        self._tombstones: dict[Key, float] = {}
+        self._dirty = asyncio.Event()
+        self.converged = asyncio.Event()
+
+    @property
+    def in_sync(self) -> bool:
+        return self.state.synced and self.converged.is_set()
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a driver call on the dataplane thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def start(self) -> None:
+        await self._run(self.driver.prepare)
+        self.default_mtu = await self._run(self.driver.tunnel_mtu)
+        log.info(
+            "agent ready",
+            extra={"node": self.settings.node, "driver": self.driver.name, "default_mtu": self.default_mtu},
+        )
+
+    async def close(self) -> None:
+        await self._run(self.driver.close)
+        self._executor.shutdown(wait=True)
+
+    # -------------------------------------------------------------------------------------------- fast path
+    async def attach(self, iface: catalog_pb2.PodInterface, net_msg: catalog_pb2.Network) -> AttachResult:
+        net = convert.network(net_msg, self.default_mtu)
+        port = convert.port(iface, net)
+        self._tombstones.pop(port.key, None)
+        self._fast[port.key] = (port, time.monotonic())
+        try:
+            return await self._run(self.driver.attach, port, net)
+        except BaseException:
+            self._fast.pop(port.key, None)
+            raise
+
+    async def detach(self, network: str, container_id: str, ifname: str, netns: str) -> bool:
+        key = (network, container_id, ifname)
+        self._fast.pop(key, None)
+        self._tombstones[key] = time.monotonic()
+        port = PortSpec(network, container_id, ifname, netns, (), (), 0)
+        return await self._run(self.driver.detach, port)
+
+    async def check(self, iface: catalog_pb2.PodInterface, net_msg: catalog_pb2.Network) -> list[str]:
+        net = convert.network(net_msg, self.default_mtu)
+        port = convert.port(iface, net)
+        if iface.mac:
+            port = PortSpec(
+                port.network,
+                port.container_id,
+                port.ifname,
+                port.netns,
+                port.ips,
+                port.routes,
+                iface.mtu or port.mtu,
+                iface.mac,
+            )
+        return await self._run(self.driver.check, port, net)
+
+    # -------------------------------------------------------------------------------------------- desired state
+    def on_update(self, update: agent_pb2.DesiredStateUpdate) -> None:
+        """Cheap: record the update and mark dirty; the reconcile loop does the work."""
+        self.state.apply(update)
+        self._dirty.set()
+
+    def desired(self) -> DesiredNode:
+        desired = desired_node(self.state, self.settings.node, self.settings.underlay_ip, self.default_mtu)
+        now = time.monotonic()
+        for key, (port, since) in list(self._fast.items()):
+            if key in self.state.interfaces or now - since > FAST_PATH_GRACE_S:
+                del self._fast[key]
+            else:
+                desired.ports[key] = port
+        for key, since in list(self._tombstones.items()):
+            if key not in self.state.interfaces or now - since > FAST_PATH_GRACE_S:
+                del self._tombstones[key]
+            else:
+                desired.ports.pop(key, None)
+        return desired
+
+    async def reconcile_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):  # no change for a while: resync anyway to repair drift
+                await asyncio.wait_for(self._dirty.wait(), timeout=self.settings.resync_interval_s)
+            if not self.state.synced:
+                continue
+            await asyncio.sleep(DEBOUNCE_S)  # let a burst of updates coalesce into one apply
+            self._dirty.clear()
+            await self.reconcile_once()
+
+    async def reconcile_once(self) -> ReconcileReport:
+        revision = self.state.revision
+        with _tracer.start_as_current_span("agent.apply") as span:
+            desired = self.desired()
+            report = await self._run(self.driver.reconcile, desired)
+            span.set_attributes(
+                {
+                    "agent.revision": revision,
+                    "agent.ports": len(desired.ports),
+                    "agent.remotes": len(desired.remotes),
+                    "agent.changed": report.changed,
+                }
+            )
+            if report.problems:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, report.problems[0]))
+        self.applied_revision = revision
+        self.last_report = report
+        self.converged.set()
+        if report.changed or report.problems:
+            log.info(
+                "reconciled",
+                extra={
+                    "revision": revision,
+                    "added": report.added,
+                    "removed": report.removed,
+                    "ports_recreated": report.ports_recreated,
+                    "ports_removed": report.ports_removed,
+                    "problems": report.problems[:5],
+                },
+            )
+        return report

@@ -1,0 +1,60 @@
+"""The node agent as a process or as part of the embedded all-in-one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from services.common import rpc
+from services.common.lifecycle import TaskGroup
+
+from .agent import AgentSettings, NodeAgent
+from .drivers.base import Driver
+from .servicer import AgentServicer
+from .stream import follow_desired_state
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    settings: AgentSettings
+    listen: tuple[str, ...]
+    catalog_target: str
+    driver: str = "linux"
+    uplink: str = ""  # underlay interface; "" = the default route's
+
+
+def make_driver(name: str, uplink: str) -> Driver:
+    if name == "linux":
+        from .drivers.linux.driver import LinuxDriver
+
+        return LinuxDriver(uplink)
+    if name == "vpp":
+        from .drivers.vpp import make_vpp_driver
+
+        return make_vpp_driver()
+    raise ValueError(f"unknown dataplane driver {name!r} (linux or vpp)")
+
+
+class AgentApp:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.agent = NodeAgent(config.settings, make_driver(config.driver, config.uplink))
+        self._server: grpc.aio.Server | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self._tasks = TaskGroup()
+
+    async def start(self) -> None:
+        await self.agent.start()
+        self._server = await rpc.start_server([AgentServicer(self.agent).register], self.config.listen)
+        self._channel = rpc.channel(self.config.catalog_target)
+        self._tasks.spawn("desired-state", follow_desired_state(self.agent, self._channel))
+        self._tasks.spawn("reconcile", self.agent.reconcile_loop())
+
+    async def aclose(self) -> None:
+        await self._tasks.close()
+        if self._server is not None:
+            await self._server.stop(grace=1.0)
+        if self._channel is not None:
+            await self._channel.close(None)
+        await self.agent.close()

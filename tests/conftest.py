@@ -1,0 +1,5 @@
+"""Shared fixtures: network namespaces (tests/fixtures/netns.py) and leak checks."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.fixtures.netns", "tests.fixtures.traffic"]

@@ -1,0 +1,141 @@
+"""The linux driver against the real kernel: a node netns, pod netns, real TCP between them.
+
+Isolation is proven with packets: the same address on blue and red, each reached only by its own network's
+pods; a pod with a default route still cannot reach another network or the node's own addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from services.vppagent.drivers.linux.driver import LinuxDriver
+from services.vppagent.errors import InterfaceExists, NetnsNotFound
+from services.vppagent.model import DesiredNode, NetworkSpec, PortRoute, PortSpec
+from tests.fixtures.netns import Namespaces, inside, sh
+from tests.fixtures.traffic import Servers, ask
+
+pytestmark = pytest.mark.netns
+BLUE = NetworkSpec("blue", 1234, 1400, (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00:1::/64")))
+RED = NetworkSpec("red", 1235, 1400, (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00:1::/64")))
+DEFAULTS = (PortRoute(ipaddress.ip_network("0.0.0.0/0")), PortRoute(ipaddress.ip_network("::/0")))
+
+
+def port(net: NetworkSpec, pod_ns: str, ip4: str, ip6: str = "", default_route: bool = False) -> PortSpec:
+    ips = [ipaddress.ip_interface(f"{ip4}/32")] + ([ipaddress.ip_interface(f"{ip6}/128")] if ip6 else [])
+    routes = tuple(PortRoute(r) for r in net.ranges) + (DEFAULTS if default_route else ())
+    return PortSpec(net.name, f"c-{pod_ns}", "eth1", f"/var/run/netns/{pod_ns}", tuple(ips), routes, net.mtu)
+
+
+@pytest.fixture
+def node(netns: Namespaces) -> Iterator[tuple[str, LinuxDriver]]:
+    name = netns.new("node")
+    with inside(name):
+        driver = LinuxDriver()
+        driver.prepare()
+    try:
+        yield name, driver
+    finally:
+        with inside(name):
+            driver.close()
+
+
+def attach(node: tuple[str, LinuxDriver], p: PortSpec, net: NetworkSpec) -> None:
+    with inside(node[0]):
+        node[1].attach(p, net)
+
+
+def test_same_address_on_two_networks_each_reaches_only_its_own(node: tuple[str, LinuxDriver], netns: Namespaces,
+                                                                 whoami: Servers) -> None:
+    pods = {name: netns.new(name) for name in ("ba", "bb", "ra", "rb")}
+    attach(node, port(BLUE, pods["ba"], "10.1.0.1", "fd00:1::1"), BLUE)
+    attach(node, port(BLUE, pods["bb"], "10.1.0.2", "fd00:1::2"), BLUE)
+    attach(node, port(RED, pods["ra"], "10.1.0.1", "fd00:1::1"), RED)
+    attach(node, port(RED, pods["rb"], "10.1.0.2", "fd00:1::2"), RED)
+    for name, ns in pods.items():
+        whoami.start(ns, name)
+    assert ask(pods["bb"], "10.1.0.1") == "ba"
+    assert ask(pods["rb"], "10.1.0.1") == "ra"
+    assert ask(pods["ba"], "10.1.0.2") == "bb"
+    assert ask(pods["ra"], "10.1.0.2") == "rb"
+    assert ask(pods["rb"], "fd00:1::1") == "ra"
+    assert ask(pods["bb"], "fd00:1::1") == "ba"
+
+
+def test_no_path_between_networks_or_to_the_node(node: tuple[str, LinuxDriver], netns: Namespaces,
+                                                 whoami: Servers) -> None:
+    blue = NetworkSpec("blue", 1234, 1400, (ipaddress.ip_network("10.1.0.0/16"),))
+    red = NetworkSpec("red", 1235, 1400, (ipaddress.ip_network("10.2.0.0/16"),))
+    b, r = netns.new("b"), netns.new("r")
+    attach(node, port(blue, b, "10.1.0.1", default_route=True), blue)
+    attach(node, port(red, r, "10.2.0.1", default_route=True), red)
+    whoami.start(r, "red")
+    # the node itself holds an address inside blue's range and listens on it
+    sh(f"ip -n {node[0]} link set lo up && ip -n {node[0]} addr add 10.1.0.99/32 dev lo")
+    whoami.start(node[0], "node")
+    assert ask(node[0], "10.2.0.1") == "ERR TimeoutError" or ask(node[0], "10.2.0.1").startswith("ERR")
+    assert ask(b, "10.2.0.1").startswith("ERR"), "blue reached red"
+    assert ask(b, "10.1.0.99").startswith("ERR"), "a pod reached the node's own address"
+    assert ask(r, "10.1.0.99").startswith("ERR")
+
+
+def test_attach_is_idempotent_and_restart_reconcile_changes_nothing(node: tuple[str, LinuxDriver],
+                                                                     netns: Namespaces) -> None:
+    pod = netns.new("p")
+    p = port(BLUE, pod, "10.1.0.7", "fd00:1::7")
+    attach(node, p, BLUE)
+    attach(node, p, BLUE)
+    desired = DesiredNode(node="n", networks={"blue": BLUE}, ports={p.key: p})
+    with inside(node[0]):
+        first = node[1].reconcile(desired)
+        restarted = LinuxDriver()
+        try:
+            second = restarted.reconcile(desired)
+        finally:
+            restarted.close()
+    assert first.changed == 0, first
+    assert second.changed == 0, second
+    assert not first.problems
+    with inside(node[0]):
+        assert node[1].check(p, BLUE) == []
+
+
+def test_reconcile_removes_everything_it_owns_and_nothing_else(node: tuple[str, LinuxDriver],
+                                                                netns: Namespaces) -> None:
+    pod = netns.new("p")
+    p = port(BLUE, pod, "10.1.0.7")
+    attach(node, p, BLUE)
+    sh(f"ip -n {node[0]} link set lo up && ip -n {node[0]} route add 10.77.0.0/16 dev lo table 100")  # not ours
+    with inside(node[0]):
+        report = node[1].reconcile(DesiredNode(node="n"))
+    assert report.ports_removed == 1
+    rules = sh(f"ip -n {node[0]} rule").stdout
+    assert "proto 109" not in rules
+    routes = sh(f"ip -n {node[0]} -j route show table all").stdout
+    assert not [r for r in json.loads(routes) if r.get("protocol") == "109"]
+    assert "10.77.0.0/16" in sh(f"ip -n {node[0]} route show table 100").stdout
+    assert sh(f"ip -n {pod} link show eth1", check=False).returncode != 0
+
+
+def test_interface_name_taken_is_refused_and_leaves_nothing(node: tuple[str, LinuxDriver], netns: Namespaces) -> None:
+    pod = netns.new("p")
+    sh(f"ip -n {pod} link add eth1 type veth peer name other")
+    with inside(node[0]), pytest.raises(InterfaceExists):
+        node[1].attach(port(BLUE, pod, "10.1.0.8"), BLUE)
+    assert "mn" not in sh(f"ip -n {node[0]} -br link").stdout
+    assert "proto 109" not in sh(f"ip -n {node[0]} rule").stdout
+
+
+def test_missing_netns_and_detach_after_netns_is_gone(node: tuple[str, LinuxDriver], netns: Namespaces) -> None:
+    with inside(node[0]), pytest.raises(NetnsNotFound):
+        node[1].attach(port(BLUE, "does-not-exist", "10.1.0.9"), BLUE)
+    pod = netns.new("p")
+    p = port(BLUE, pod, "10.1.0.9")
+    attach(node, p, BLUE)
+    netns.delete(pod)
+    with inside(node[0]):
+        node[1].detach(p)
+        assert node[1].detach(p) is False  # again: nothing left, still fine
+    assert "proto 109" not in sh(f"ip -n {node[0]} rule").stdout
