@@ -33,9 +33,9 @@ def read_host_objects(sock: NetlinkSocket, links: dict[str, dumps.Link] | None =
                 out.add_neighbour(plan.NeighObj(names[n.index], n.address, n.mac))
     vxlans = {link.index: link for link in links.values() if link.kind == "vxlan" and _owned(link)}
     for entry in dumps.fdb_entries(sock):
-        dev = vxlans.get(entry.index)
-        if dev is not None and entry.address is not None and entry.mac != "00:00:00:00:00:00":
-            out.fdb.add(plan.FdbObj(dev.name, entry.mac, entry.address))
+        vxlan = vxlans.get(entry.index)
+        if vxlan is not None and entry.address is not None and entry.mac != "00:00:00:00:00:00":
+            out.fdb.add(plan.FdbObj(vxlan.name, entry.mac, entry.address))
     for link in links.values():
         if not _owned(link):
             continue
