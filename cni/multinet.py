@@ -36,7 +36,7 @@ def reply(status, text):
 
 def error(code, msg, version):
     msg = msg.replace("\\", "\\\\").replace('"', '\\"')
-    reply(1, '{"cniVersion":"%s","code":%d,"msg":"%s"}' % (version, code, msg))
+    reply(1, f'{{"cniVersion":"{version}","code":{code},"msg":"{msg}"}}')
 
 
 def read_stdin():
@@ -53,16 +53,19 @@ def main():
     stdin = read_stdin() if command != "VERSION" or not os.isatty(0) else b""
     version = string_field(stdin, b"cniVersion")
     if command not in ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION"):
-        error(4, "CNI_COMMAND %r is not one of ADD, DEL, CHECK, STATUS, GC, VERSION" % command,
-              version if version in VERSIONS else VERSIONS[-1])
+        error(
+            4,
+            f"CNI_COMMAND {command!r} is not one of ADD, DEL, CHECK, STATUS, GC, VERSION",
+            version if version in VERSIONS else VERSIONS[-1],
+        )
     if command == "VERSION":
         chosen = version if version in VERSIONS else VERSIONS[-1]
-        listed = ",".join('"%s"' % v for v in VERSIONS)
-        reply(0, '{"cniVersion":"%s","supportedVersions":[%s]}' % (chosen, listed))
+        listed = ",".join(f'"{v}"' for v in VERSIONS)
+        reply(0, f'{{"cniVersion":"{chosen}","supportedVersions":[{listed}]}}')
     path = os.environ.get("MULTINET_CNI_SOCKET") or string_field(stdin, b"multinet_socket") or DEFAULT_SOCKET
-    request = b"".join(
-        ("%s=%s" % (k, v)).encode() + b"\0" for k, v in os.environ.items() if k.startswith("CNI_")
-    ) + b"\0" + stdin
+    request = (
+        b"".join(f"{k}={v}".encode() + b"\0" for k, v in os.environ.items() if k.startswith("CNI_")) + b"\0" + stdin
+    )
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -75,15 +78,21 @@ def main():
                 break
             chunks.append(chunk)
     except OSError as exc:
-        error(11, "cannot reach multinet at %s (%s): is `multinetctl up` running?" % (path, exc.strerror or exc),
-              version if version in VERSIONS else VERSIONS[-1])
+        error(
+            11,
+            f"cannot reach multinet at {path} ({exc.strerror or exc}): is `multinetctl up` running?",
+            version if version in VERSIONS else VERSIONS[-1],
+        )
     finally:
         sock.close()
     answer = b"".join(chunks)
     head, _, body = answer.partition(b"\n")
     if not head.isdigit():
-        error(11, "multinet at %s closed the connection without an answer: try again" % path,
-              version if version in VERSIONS else VERSIONS[-1])
+        error(
+            11,
+            f"multinet at {path} closed the connection without an answer: try again",
+            version if version in VERSIONS else VERSIONS[-1],
+        )
     reply(int(head), body)
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 
+from . import local
+
 Registrar = Callable[[grpc.aio.Server], None]
+S = TypeVar("S")
 Context = grpc.aio.ServicerContext[Any, Any]  # what every servicer method receives
 
 # Keep-alive and sizes suited to long-lived desired-state streams and big snapshots.
@@ -80,6 +83,28 @@ def channel(target: str) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
 
 
+class Channels:
+    """The channels a service opened (closed together), and stubs that go in-process when they can."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, grpc.aio.Channel] = {}
+
+    def get(self, target: str) -> grpc.aio.Channel:
+        if target not in self._open:
+            self._open[target] = channel(target)
+        return self._open[target]
+
+    def stub(self, factory: Callable[[grpc.aio.Channel], S], target: str) -> S:
+        """A stub for `target`; each call goes in-process when the target's servicer is registered in this
+        process at that moment (see services.common.local), else over gRPC."""
+        return cast(S, _Routed(lambda: factory(self.get(target)), target))
+
+    async def close(self) -> None:
+        for ch in self._open.values():
+            await ch.close(None)
+        self._open.clear()
+
+
 def status_of(exc: BaseException) -> grpc.StatusCode | None:
     if isinstance(exc, grpc.aio.AioRpcError):
         return exc.code()
@@ -90,3 +115,18 @@ def details_of(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return exc.details() or str(exc.code())
     return str(exc)
+
+
+class _Routed:
+    def __init__(self, remote: Callable[[], object], target: str) -> None:
+        self._make_remote = remote
+        self._remote: object | None = None
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        servicers = local.lookup(self._target)
+        if servicers is not None:
+            return getattr(local.LocalStub(servicers), name)
+        if self._remote is None:
+            self._remote = self._make_remote()
+        return getattr(self._remote, name)

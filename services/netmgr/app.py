@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 from multinet.v1 import agent_pb2_grpc, catalog_pb2_grpc, events_pb2_grpc, ipam_pb2_grpc
 
-from services.common import rpc
+from services.common import local, rpc
 from services.common.lifecycle import TaskGroup
 
 from .catalog.servicer import CatalogServicer
@@ -46,19 +46,24 @@ class NetmgrApp:
         self.view: CatalogView | None = None
         self.handler: CniHandler | None = None
         self._server: grpc.aio.Server | None = None
-        self._channels: list[grpc.aio.Channel] = []
+        self._channels = rpc.Channels()
+        self._registered: list[tuple[str, object]] = []
         self._local: LocalTransport | None = None
         self._tasks = TaskGroup()
 
     async def start(self) -> None:
-        registrars: list[rpc.Registrar] = []
+        servicers: list[CatalogServicer | CniServicer] = []
         if self.config.database is not None:
             self.store = CatalogStore(self.config.database)
-            registrars.append(CatalogServicer(self.store).register)
+            servicers.append(CatalogServicer(self.store))
         dispatcher = self._build_cni() if self.config.cni is not None else None
         if dispatcher is not None:
-            registrars.append(CniServicer(dispatcher).register)
-        self._server = await rpc.start_server(registrars, self.config.listen)
+            servicers.append(CniServicer(dispatcher))
+        self._server = await rpc.start_server([s.register for s in servicers], self.config.listen)
+        for servicer in servicers:
+            for address in self.config.listen:
+                local.register(address, servicer)
+                self._registered.append((address, servicer))
         if dispatcher is not None and self.config.cni is not None and self.view is not None:
             self._tasks.spawn("catalog-view", self.view.run())
             self._local = LocalTransport(dispatcher, self.config.cni.local_socket)
@@ -67,29 +72,24 @@ class NetmgrApp:
     def _build_cni(self) -> Dispatcher:
         role = self.config.cni
         assert role is not None
-        catalog_ch = self._channel(role.catalog_target)
         backends = Backends(
-            catalog=catalog_pb2_grpc.CatalogStub(catalog_ch),
-            events=events_pb2_grpc.EventsStub(catalog_ch),
-            ipam=ipam_pb2_grpc.IpamStub(self._channel(role.ipam_target)),
-            agent=agent_pb2_grpc.AgentStub(self._channel(role.agent_target)),
+            catalog=self._channels.stub(catalog_pb2_grpc.CatalogStub, role.catalog_target),
+            events=self._channels.stub(events_pb2_grpc.EventsStub, role.catalog_target),
+            ipam=self._channels.stub(ipam_pb2_grpc.IpamStub, role.ipam_target),
+            agent=self._channels.stub(agent_pb2_grpc.AgentStub, role.agent_target),
         )
         self.view = CatalogView(backends.catalog, backends.events, role.node)
         self.handler = CniHandler(backends, self.view, role.node)
         return Dispatcher(self.handler)
 
-    def _channel(self, target: str) -> grpc.aio.Channel:
-        channel = rpc.channel(target)
-        self._channels.append(channel)
-        return channel
-
     async def aclose(self) -> None:
         if self._local is not None:
             await self._local.close()
         await self._tasks.close()
+        for address, servicer in self._registered:
+            local.unregister(address, servicer)
         if self._server is not None:
             await self._server.stop(grace=1.0)
-        for channel in self._channels:
-            await channel.close(None)
+        await self._channels.close()
         if self.store is not None:
             self.store.close()

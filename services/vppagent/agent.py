@@ -51,6 +51,7 @@ class NodeAgent:
         self.last_report = ReconcileReport()
         self.default_mtu = 1450
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="dataplane")
+        self._reaper = ThreadPoolExecutor(1, thread_name_prefix="reaper")
         self._fast: dict[Key, tuple[PortSpec, float]] = {}
         self._tombstones: dict[Key, float] = {}
         self._dirty = asyncio.Event()
@@ -74,6 +75,7 @@ class NodeAgent:
         )
 
     async def close(self) -> None:
+        self._reaper.shutdown(wait=True)
         await self._run(self.driver.close)
         self._executor.shutdown(wait=True)
 
@@ -94,7 +96,15 @@ class NodeAgent:
         self._fast.pop(key, None)
         self._tombstones[key] = time.monotonic()
         port = PortSpec(network, container_id, ifname, netns, (), (), 0)
-        return await self._run(self.driver.detach, port)
+        existed = await self._run(self.driver.detach, port)
+        self._reaper.submit(self._finish_detach, port)  # the CNI DEL does not wait for the kernel's slow part
+        return existed
+
+    def _finish_detach(self, port: PortSpec) -> None:
+        try:
+            self.driver.finish_detach(port)
+        except Exception:
+            log.exception("deferred part of detach failed", extra={"port": port.key})
 
     async def check(self, iface: catalog_pb2.PodInterface, net_msg: catalog_pb2.Network) -> list[str]:
         net = convert.network(net_msg, self.default_mtu)
@@ -114,9 +124,27 @@ class NodeAgent:
 
     # -------------------------------------------------------------------------------------------- desired state
     def on_update(self, update: agent_pb2.DesiredStateUpdate) -> None:
-        """Cheap: record the update and mark dirty; the reconcile loop does the work."""
+        """Cheap: record the update and mark dirty; the reconcile loop does the work. An update that only
+        confirms what the CNI fast path already did (our own ports attached or detached) needs no work."""
+        confirms_fast_path = self._only_confirms_fast_path(update)
         self.state.apply(update)
+        if confirms_fast_path:
+            for iface in update.interfaces:
+                self._fast.pop((iface.network, iface.container_id, iface.ifname), None)
+            for gone in update.removed_interfaces:
+                self._tombstones.pop((gone.network, gone.container_id, gone.ifname), None)
+            self.applied_revision = max(self.applied_revision, self.state.revision)
+            return
         self._dirty.set()
+
+    def _only_confirms_fast_path(self, update: agent_pb2.DesiredStateUpdate) -> bool:
+        if update.snapshot or update.networks or update.removed_networks or update.nodes or update.removed_nodes:
+            return False
+        if not self.converged.is_set() or self._dirty.is_set():
+            return False
+        attached = all((i.network, i.container_id, i.ifname) in self._fast for i in update.interfaces)
+        detached = all((i.network, i.container_id, i.ifname) in self._tombstones for i in update.removed_interfaces)
+        return attached and detached
 
     def desired(self) -> DesiredNode:
         desired = desired_node(self.state, self.settings.node, self.settings.underlay_ip, self.default_mtu)
@@ -134,20 +162,27 @@ class NodeAgent:
         return desired
 
     async def reconcile_loop(self) -> None:
+        """Apply each change by difference; read the whole dataplane back at the first snapshot and on every
+        resync interval (drift repair)."""
+        last_full = -1.0
         while True:
-            with contextlib.suppress(TimeoutError):  # no change for a while: resync anyway to repair drift
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=self.settings.resync_interval_s)
             if not self.state.synced:
                 continue
             await asyncio.sleep(DEBOUNCE_S)  # let a burst of updates coalesce into one apply
             self._dirty.clear()
-            await self.reconcile_once()
+            full = last_full < 0 or time.monotonic() - last_full >= self.settings.resync_interval_s
+            await self.reconcile_once(full=full)
+            if full:
+                last_full = time.monotonic()
 
-    async def reconcile_once(self) -> ReconcileReport:
+    async def reconcile_once(self, *, full: bool = True) -> ReconcileReport:
         revision = self.state.revision
-        with _tracer.start_as_current_span("agent.apply") as span:
+        with _tracer.start_as_current_span("agent.reconcile" if full else "agent.apply") as span:
             desired = self.desired()
-            report = await self._run(self.driver.reconcile, desired)
+            converge = self.driver.reconcile if full else self.driver.apply
+            report = await self._run(converge, desired)
             span.set_attributes(
                 {
                     "agent.revision": revision,
@@ -163,9 +198,10 @@ class NodeAgent:
         self.converged.set()
         if report.changed or report.problems:
             log.info(
-                "reconciled",
+                "converged",
                 extra={
                     "revision": revision,
+                    "full": full,
                     "added": report.added,
                     "removed": report.removed,
                     "ports_recreated": report.ports_recreated,

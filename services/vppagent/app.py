@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from services.common import rpc
+from services.common import local, rpc
 from services.common.lifecycle import TaskGroup
 
 from .agent import AgentSettings, NodeAgent
@@ -41,20 +41,23 @@ class AgentApp:
         self.config = config
         self.agent = NodeAgent(config.settings, make_driver(config.driver, config.uplink))
         self._server: grpc.aio.Server | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._channels = rpc.Channels()
+        self._servicer = AgentServicer(self.agent)
         self._tasks = TaskGroup()
 
     async def start(self) -> None:
         await self.agent.start()
-        self._server = await rpc.start_server([AgentServicer(self.agent).register], self.config.listen)
-        self._channel = rpc.channel(self.config.catalog_target)
-        self._tasks.spawn("desired-state", follow_desired_state(self.agent, self._channel))
+        self._server = await rpc.start_server([self._servicer.register], self.config.listen)
+        for address in self.config.listen:
+            local.register(address, self._servicer)
+        self._tasks.spawn("desired-state", follow_desired_state(self.agent, self._channels, self.config.catalog_target))
         self._tasks.spawn("reconcile", self.agent.reconcile_loop())
 
     async def aclose(self) -> None:
         await self._tasks.close()
+        for address in self.config.listen:
+            local.unregister(address, self._servicer)
         if self._server is not None:
             await self._server.stop(grace=1.0)
-        if self._channel is not None:
-            await self._channel.close(None)
+        await self._channels.close()
         await self.agent.close()

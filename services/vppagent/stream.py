@@ -8,14 +8,16 @@ import logging
 import grpc
 from multinet.v1 import agent_pb2, agent_pb2_grpc, catalog_pb2, catalog_pb2_grpc
 
+from services.common import rpc
+
 from .agent import NodeAgent
 
 log = logging.getLogger("multinet.vppagent.stream")
 
 
-async def follow_desired_state(agent: NodeAgent, channel: grpc.aio.Channel) -> None:
-    catalog = catalog_pb2_grpc.CatalogStub(channel)
-    desired = agent_pb2_grpc.DesiredStateStub(channel)
+async def follow_desired_state(agent: NodeAgent, channels: rpc.Channels, target: str) -> None:
+    catalog = channels.stub(catalog_pb2_grpc.CatalogStub, target)
+    desired = channels.stub(agent_pb2_grpc.DesiredStateStub, target)
     node = catalog_pb2.Node(name=agent.settings.node, underlay_ip=agent.settings.underlay_ip)
     delay = 0.05
     while True:

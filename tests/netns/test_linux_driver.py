@@ -47,8 +47,9 @@ def attach(node: tuple[str, LinuxDriver], p: PortSpec, net: NetworkSpec) -> None
         node[1].attach(p, net)
 
 
-def test_same_address_on_two_networks_each_reaches_only_its_own(node: tuple[str, LinuxDriver], netns: Namespaces,
-                                                                 whoami: Servers) -> None:
+def test_same_address_on_two_networks_each_reaches_only_its_own(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
     pods = {name: netns.new(name) for name in ("ba", "bb", "ra", "rb")}
     attach(node, port(BLUE, pods["ba"], "10.1.0.1", "fd00:1::1"), BLUE)
     attach(node, port(BLUE, pods["bb"], "10.1.0.2", "fd00:1::2"), BLUE)
@@ -64,8 +65,9 @@ def test_same_address_on_two_networks_each_reaches_only_its_own(node: tuple[str,
     assert ask(pods["bb"], "fd00:1::1") == "ba"
 
 
-def test_no_path_between_networks_or_to_the_node(node: tuple[str, LinuxDriver], netns: Namespaces,
-                                                 whoami: Servers) -> None:
+def test_no_path_between_networks_or_to_the_node(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
     blue = NetworkSpec("blue", 1234, 1400, (ipaddress.ip_network("10.1.0.0/16"),))
     red = NetworkSpec("red", 1235, 1400, (ipaddress.ip_network("10.2.0.0/16"),))
     b, r = netns.new("b"), netns.new("r")
@@ -81,8 +83,9 @@ def test_no_path_between_networks_or_to_the_node(node: tuple[str, LinuxDriver], 
     assert ask(r, "10.1.0.99").startswith("ERR")
 
 
-def test_attach_is_idempotent_and_restart_reconcile_changes_nothing(node: tuple[str, LinuxDriver],
-                                                                     netns: Namespaces) -> None:
+def test_attach_is_idempotent_and_restart_reconcile_changes_nothing(
+    node: tuple[str, LinuxDriver], netns: Namespaces
+) -> None:
     pod = netns.new("p")
     p = port(BLUE, pod, "10.1.0.7", "fd00:1::7")
     attach(node, p, BLUE)
@@ -102,8 +105,9 @@ def test_attach_is_idempotent_and_restart_reconcile_changes_nothing(node: tuple[
         assert node[1].check(p, BLUE) == []
 
 
-def test_reconcile_removes_everything_it_owns_and_nothing_else(node: tuple[str, LinuxDriver],
-                                                                netns: Namespaces) -> None:
+def test_reconcile_removes_everything_it_owns_and_nothing_else(
+    node: tuple[str, LinuxDriver], netns: Namespaces
+) -> None:
     pod = netns.new("p")
     p = port(BLUE, pod, "10.1.0.7")
     attach(node, p, BLUE)
@@ -137,5 +141,25 @@ def test_missing_netns_and_detach_after_netns_is_gone(node: tuple[str, LinuxDriv
     netns.delete(pod)
     with inside(node[0]):
         node[1].detach(p)
+        node[1].finish_detach(p)
         assert node[1].detach(p) is False  # again: nothing left, still fine
+        node[1].finish_detach(p)
     assert "proto 109" not in sh(f"ip -n {node[0]} rule").stdout
+
+
+def test_detach_frees_the_name_at_once_and_deletes_the_pair_after(
+    node: tuple[str, LinuxDriver], netns: Namespaces
+) -> None:
+    pod = netns.new("p")
+    p = port(BLUE, pod, "10.1.0.10")
+    attach(node, p, BLUE)
+    with inside(node[0]):
+        assert node[1].detach(p) is True
+    assert sh(f"ip -n {pod} link show eth1", check=False).returncode != 0  # the name is free for a new ADD
+    assert "proto 109" not in sh(f"ip -n {node[0]} rule").stdout
+    attach(node, p, BLUE)  # the same attachment again, before the deferred deletion: works
+    with inside(node[0]):
+        node[1].detach(p)
+        node[1].finish_detach(p)
+    assert sh(f"ip -n {pod} -br link").stdout.count("@") == 0  # no veth left in the pod
+    assert p.host_ifname not in sh(f"ip -n {node[0]} -br link").stdout

@@ -46,7 +46,10 @@ class CatalogServicer(
             await abort(context, invalid(str(exc)))
         revision = self.store.revision if request.dry_run else self.store.commit(plan.changes)
         if plan.changes and not request.dry_run:
-            log.info("catalog applied", extra={"created": plan.created, "updated": plan.updated, "revision": revision})
+            log.info(
+                "catalog applied",
+                extra={"objects_created": plan.created, "objects_updated": plan.updated, "revision": revision},
+            )
         return catalog_pb2.ApplyResponse(
             created=plan.created, updated=plan.updated, unchanged=plan.unchanged, revision=revision
         )

@@ -54,7 +54,7 @@ class Dispatcher:
                     extra={
                         "command": command,
                         "code": int(failure.code),
-                        "msg": failure.msg,
+                        "error": failure.msg,
                         "container_id": environ.get("CNI_CONTAINERID", ""),
                     },
                 )

@@ -69,5 +69,8 @@ class LocalTransport:
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             log.warning("cni client went away", extra={"error": str(exc)})
+        except Exception:  # never leave the plugin without an answer
+            log.exception("cni local transport failed")
+            writer.write(b'1\n{"cniVersion":"1.1.0","code":100,"msg":"internal error in multinet, see its log"}')
         finally:
             writer.close()

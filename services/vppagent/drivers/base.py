@@ -44,12 +44,20 @@ class Driver(Protocol):
         """Create or repair one pod port and its host-side objects; idempotent."""
 
     def detach(self, port: PortSpec) -> bool:
-        """Remove a pod port (also when its netns is gone); True if something existed."""
+        """Take a pod port out of service now (also when its netns is gone): its name is free and nothing routes
+        to it when this returns. True if something existed."""
+
+    def finish_detach(self, port: PortSpec) -> None:
+        """Release what `detach` left for later (slow kernel work). Called from another thread than every other
+        method, so it must not share their state unguarded."""
 
     def check(self, port: PortSpec, network: NetworkSpec) -> list[str]:
         """What is missing or different for this port (empty = healthy)."""
 
+    def apply(self, desired: DesiredNode) -> ReconcileReport:
+        """Converge to `desired` cheaply (e.g. by difference against what was applied last)."""
+
     def reconcile(self, desired: DesiredNode) -> ReconcileReport:
-        """Converge everything the agent owns to `desired`, removing what it owns and no longer wants."""
+        """Read back everything the agent owns and converge it to `desired`, removing what it no longer wants."""
 
     def close(self) -> None: ...

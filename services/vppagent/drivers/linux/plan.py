@@ -92,6 +92,21 @@ class HostObjects:
     def add_neighbour(self, neigh: NeighObj) -> None:
         self.neighbours[neigh.key] = neigh
 
+    def merge(self, other: HostObjects) -> None:
+        self.routes.update(other.routes)
+        self.rules |= other.rules
+        self.neighbours.update(other.neighbours)
+        self.fdb |= other.fdb
+        self.vxlans.update(other.vxlans)
+        self.ports |= other.ports
+
+    def forget_port(self, ifname: str) -> None:
+        """Drop a port and everything that hangs off its device (the kernel drops routes and neighbours with it)."""
+        self.ports.discard(ifname)
+        self.routes = {k: r for k, r in self.routes.items() if r.dev != ifname}
+        self.neighbours = {k: n for k, n in self.neighbours.items() if n.dev != ifname}
+        self.rules = {r for r in self.rules if r.iifname != ifname}
+
 
 def network_objects(net: NetworkSpec, out: HostObjects) -> None:
     """A network's routing domain: lookups in its table end there (unreachable default), never in main."""

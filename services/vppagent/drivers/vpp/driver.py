@@ -269,6 +269,13 @@ class VppDriver:
         return found
 
     # ------------------------------------------------------------------------------------------------ full sync
+    def finish_detach(self, port: PortSpec) -> None:
+        """Nothing is deferred: VPP deletes a tap at once."""
+
+    def apply(self, desired: DesiredNode) -> ReconcileReport:
+        """VPP answers dumps quickly and the driver keeps no cache of its own: every apply reads back."""
+        return self.reconcile(desired)
+
     def reconcile(self, desired: DesiredNode) -> ReconcileReport:
         report = ReconcileReport()
         want = plan.vpp_objects(desired, self._ports)

@@ -21,6 +21,7 @@ from .constants import (
     IFLA_IFALIAS,
     IFLA_IFNAME,
     IFLA_INFO_KIND,
+    IFLA_LINK,
     IFLA_LINKINFO,
     IFLA_MTU,
     NDA_DST,
@@ -51,6 +52,7 @@ class Link:
     mac: str
     mtu: int
     up: bool
+    peer_index: int = 0  # IFLA_LINK: for a veth, the other end's index (in the peer's netns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ def _link(msg: Message) -> Link:
         _mac(attrs.get(IFLA_ADDRESS)),
         attrs.u32(IFLA_MTU),
         bool(flags & 1),
+        attrs.u32(IFLA_LINK),
     )
 
 

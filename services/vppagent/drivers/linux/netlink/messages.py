@@ -97,9 +97,7 @@ def _ifinfo(index: int = 0, flags: int = 0, change: int = 0, family: int = AF_UN
     return IFINFOMSG.pack(family, 0, index, flags, change)
 
 
-def veth_create(
-    host_name: str, host_mac: str, peer_name: str, peer_mac: str, peer_netns_fd: int, mtu: int, alias: str
-) -> Request:
+def veth_create(host_name: str, host_mac: str, peer_name: str, peer_mac: str, peer_netns_fd: int, mtu: int) -> Request:
     """A veth pair: the host end here, the peer created directly inside the pod netns (no move)."""
     peer = _ifinfo() + attr_str(IFLA_IFNAME, peer_name) + attr(IFLA_ADDRESS, mac_bytes(peer_mac))
     peer += attr_u32(IFLA_MTU, mtu) + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
@@ -138,8 +136,22 @@ def link_up(name: str, mtu: int = 0) -> Request:
     return Request(RTM_NEWLINK, 0, body, f"set {name} up")
 
 
+def link_set_down(index: int, name: str) -> Request:
+    return Request(RTM_SETLINK, 0, _ifinfo(index, 0, IFF_UP), f"set {name} down", GONE_OK)
+
+
 def link_set_mtu(index: int, mtu: int) -> Request:
     return Request(RTM_SETLINK, 0, _ifinfo(index) + attr_u32(IFLA_MTU, mtu), f"set mtu {mtu} on link {index}")
+
+
+def link_retire(index: int, new_name: str, old_name: str) -> Request:
+    """Down and renamed in one message: the name is free at once, the slow deletion can follow."""
+    body = _ifinfo(index, 0, IFF_UP) + attr_str(IFLA_IFNAME, new_name)
+    return Request(RTM_SETLINK, 0, body, f"retire {old_name} as {new_name}", GONE_OK)
+
+
+def link_delete_index(index: int, name: str) -> Request:
+    return Request(RTM_DELLINK, 0, _ifinfo(index), f"delete link {name} (index {index})", GONE_OK)
 
 
 def link_delete(name: str) -> Request:
