@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.netns", "tests.fixtures.traffic"]
+pytest_plugins = ["tests.fixtures.netns", "tests.fixtures.traffic", "tests.fixtures.stack", "tests.fixtures.podman"]

@@ -29,14 +29,16 @@ def blue(**kw: object) -> catalog_pb2.Network:
     return catalog_pb2.Network(**fields)  # type: ignore[arg-type]
 
 
-def plan(store: CatalogStore, nets: list[catalog_pb2.Network],
-         atts: list[catalog_pb2.AttachmentDefinition] | None = None) -> apply.Plan:
+def plan(
+    store: CatalogStore, nets: list[catalog_pb2.Network], atts: list[catalog_pb2.AttachmentDefinition] | None = None
+) -> apply.Plan:
     request = catalog_pb2.ApplyRequest(networks=nets, attachments=atts or [])
     return apply.plan_apply(store, request, parse_ipam_block)
 
 
-def refused(store: CatalogStore, nets: list[catalog_pb2.Network],
-            atts: list[catalog_pb2.AttachmentDefinition] | None = None) -> str:
+def refused(
+    store: CatalogStore, nets: list[catalog_pb2.Network], atts: list[catalog_pb2.AttachmentDefinition] | None = None
+) -> str:
     with pytest.raises((ObjectError, ValueError)) as info:
         plan(store, nets, atts)
     return str(info.value)
@@ -54,8 +56,9 @@ def refused(store: CatalogStore, nets: list[catalog_pb2.Network],
         (blue(ranges=[]), "spec.range"),
     ],
 )
-def test_bad_networks_are_refused_naming_the_field(store: CatalogStore, network: catalog_pb2.Network,
-                                                    field: str) -> None:
+def test_bad_networks_are_refused_naming_the_field(
+    store: CatalogStore, network: catalog_pb2.Network, field: str
+) -> None:
     assert field in refused(store, [network])
 
 
@@ -103,8 +106,9 @@ def test_store_survives_reopen_and_replays_events(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
     store = CatalogStore(path)
     store.commit(plan(store, [blue()]).changes)
-    iface = catalog_pb2.PodInterface(network="blue", container_id="c1", ifname="eth1", node="n1",
-                                     ips=["192.168.0.1/32"])
+    iface = catalog_pb2.PodInterface(
+        network="blue", container_id="c1", ifname="eth1", node="n1", ips=["192.168.0.1/32"]
+    )
     store.commit([Change("interfaces", ("blue", "c1", "eth1"), iface, E.POD_ATTACHED)])
     store.commit([Change("interfaces", ("blue", "c1", "eth1"), None, E.POD_DETACHED, iface)])
     store.close()

@@ -10,8 +10,13 @@ from services.netmgr.cni import config
 from services.netmgr.cni.env import parse_args, parse_env
 from services.netmgr.cni.errors import CniFailure, Code
 
-BASE = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/var/run/netns/x", "CNI_IFNAME": "eth1",
-        "CNI_PATH": "/opt/cni/bin"}
+BASE = {
+    "CNI_COMMAND": "ADD",
+    "CNI_CONTAINERID": "c1",
+    "CNI_NETNS": "/var/run/netns/x",
+    "CNI_IFNAME": "eth1",
+    "CNI_PATH": "/opt/cni/bin",
+}
 
 
 def failure(fn: object, *args: object) -> CniFailure:
@@ -89,8 +94,9 @@ def test_invalid_name() -> None:
 
 
 def test_network_from_dataplane_options_in_a_conflist() -> None:
-    raw = conf(plugins=[{"type": "calico", "ipam": {"type": "whereabouts"}},
-                        {"dataplane_options": {"network_name": "blue"}}])
+    raw = conf(
+        plugins=[{"type": "calico", "ipam": {"type": "whereabouts"}}, {"dataplane_options": {"network_name": "blue"}}]
+    )
     assert config.parse(raw, "ADD").network == "blue"
 
 
@@ -103,6 +109,7 @@ def test_runtime_config_ips_and_mac() -> None:
 
 
 def test_gc_valid_attachments() -> None:
-    raw = json.dumps({"cniVersion": "1.1.0", "name": "n",
-                      "cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth1"}]}).encode()
+    raw = json.dumps(
+        {"cniVersion": "1.1.0", "name": "n", "cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth1"}]}
+    ).encode()
     assert config.parse(raw, "GC").valid_attachments == (("a", "eth1"),)

@@ -10,8 +10,14 @@ from services.netmgr.cni.result import add_result, error_result, version_result
 
 def iface() -> catalog_pb2.PodInterface:
     return catalog_pb2.PodInterface(
-        network="blue", ifname="eth1", netns="/var/run/netns/p", host_ifname="mnabc", mac="02:00:00:00:00:01",
-        mtu=1350, ips=["10.1.0.5/32", "fd00::5/128"], gateways=["169.254.1.1", "fe80::1"],
+        network="blue",
+        ifname="eth1",
+        netns="/var/run/netns/p",
+        host_ifname="mnabc",
+        mac="02:00:00:00:00:01",
+        mtu=1350,
+        ips=["10.1.0.5/32", "fd00::5/128"],
+        gateways=["169.254.1.1", "fe80::1"],
         routes=[catalog_pb2.Route(dst="10.1.0.0/16", gw="169.254.1.1")],
     )
 
@@ -35,8 +41,11 @@ def test_1_1_result_reports_mtu() -> None:
 
 
 def test_chained_after_previous_result() -> None:
-    prev = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}], "ips": [{"address": "10.9.0.2/24",
-                                                                              "interface": 0}]}
+    prev = {
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "eth0"}],
+        "ips": [{"address": "10.9.0.2/24", "interface": 0}],
+    }
     result = add_result("1.0.0", iface(), {}, prev)
     assert [i["name"] for i in result["interfaces"]] == ["eth0", "mnabc", "eth1"]
     assert result["ips"][0]["address"] == "10.9.0.2/24"
