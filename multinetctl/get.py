@@ -89,7 +89,10 @@ async def _fetch(target: str, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _pod_row(iface: catalog_pb2.PodInterface) -> dict[str, Any]:
-    pod = f"{iface.pod.namespace}/{iface.pod.name}" if iface.pod.name else iface.container_id[:12]
+    if iface.pod.name:
+        pod = f"{iface.pod.namespace}/{iface.pod.name}" if iface.pod.namespace else iface.pod.name
+    else:
+        pod = iface.container_id[:12]
     return {
         "pod": pod,
         "network": iface.network,

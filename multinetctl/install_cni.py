@@ -74,7 +74,12 @@ def install_plugin(dest: Path, interpreter: str | None = None) -> None:
 def conflist(att: catalog_pb2.AttachmentDefinition, socket: Path, default_version: str) -> dict[str, Any]:
     conf = loads_lenient(att.config_json, "spec.config")
     version = conf.get("cniVersion") if conf.get("cniVersion") in ("0.3.1", "0.4.0", "1.0.0", "1.1.0") else None
-    ours: dict[str, Any] = {"type": "multinet", "network": att.network, "multinet_socket": str(socket)}
+    ours: dict[str, Any] = {
+        "type": "multinet",
+        "network": att.network,
+        "multinet_socket": str(socket),
+        "capabilities": {"ips": True, "mac": True},  # runtimes then pass static requests in runtimeConfig
+    }
     chain: list[dict[str, Any]] = []
     for plugin in plugins_of(conf):
         if plugin.get("type") in REPLACED_TYPES:

@@ -163,3 +163,29 @@ def test_detach_frees_the_name_at_once_and_deletes_the_pair_after(
         node[1].finish_detach(p)
     assert sh(f"ip -n {pod} -br link").stdout.count("@") == 0  # no veth left in the pod
     assert p.host_ifname not in sh(f"ip -n {node[0]} -br link").stdout
+
+
+def test_multi_legged_pod_answers_each_network_through_its_own_leg(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
+    """blue and red share 10.1.0.0/16; a pod on both must reply to each client through the leg the request
+    came in on, although both legs route the same range (per-interface tables + source rules in the pod)."""
+    multi, blue_client, red_client = netns.new("m"), netns.new("bc"), netns.new("rc")
+    attach(node, port(BLUE, blue_client, "10.1.0.1"), BLUE)
+    attach(node, port(RED, red_client, "10.1.0.1"), RED)
+    blue_leg = port(BLUE, multi, "10.1.0.50")
+    red_leg = PortSpec(
+        "red",
+        blue_leg.container_id,
+        "eth2",
+        blue_leg.netns,
+        (ipaddress.ip_interface("10.1.0.60/32"),),
+        tuple(PortRoute(r) for r in RED.ranges),
+        RED.mtu,
+    )
+    attach(node, blue_leg, BLUE)
+    attach(node, red_leg, RED)
+    whoami.start(multi, "multi")
+    assert ask(blue_client, "10.1.0.50") == "multi"
+    assert ask(red_client, "10.1.0.60") == "multi"
+    assert ask(blue_client, "10.1.0.60").startswith("ERR")  # red's leg is not on blue

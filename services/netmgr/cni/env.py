@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 _CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,24 @@ class CniEnv:
     @property
     def pod_uid(self) -> str:
         return self.args.get("K8S_POD_UID", "")
+
+    def requested_ips(self) -> tuple[str, ...]:
+        """CNI_ARGS IP=a[,b] (the convention host-local honours; podman's `--network net:ip=`)."""
+        found = []
+        for item in filter(None, self.args.get("IP", "").split(",")):
+            try:
+                found.append(str(ipaddress.ip_interface(item.strip()).ip))
+            except ValueError:
+                raise CniFailure(Code.INVALID_ENV, f"CNI_ARGS IP={item!r} is not an IP address") from None
+        return tuple(found)
+
+    def requested_mac(self) -> str:
+        mac = self.args.get("MAC", "")
+        if mac and not _MAC.match(mac):
+            raise CniFailure(Code.INVALID_ENV, f"CNI_ARGS MAC={mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+        if mac and int(mac[:2], 16) & 1:
+            raise CniFailure(Code.INVALID_ENV, f"CNI_ARGS MAC={mac} is a multicast address")
+        return mac.lower()
 
 
 def parse_env(env: Mapping[str, str]) -> CniEnv:

@@ -80,7 +80,10 @@ class CniHandler:
                     "ipam",
                     self.backends.ipam.Allocate(
                         ipam_pb2.AllocateRequest(
-                            network=net.name, config=ipam_config, owner=owner, requested_ips=list(conf.requested_ips)
+                            network=net.name,
+                            config=ipam_config,
+                            owner=owner,
+                            requested_ips=list(conf.requested_ips or env.requested_ips()),
                         ),
                         timeout=DEADLINE_S,
                     ),
@@ -135,7 +138,7 @@ class CniHandler:
             netns=env.netns,
             node=self.node,
             ips=ips,
-            mac=conf.requested_mac,
+            mac=conf.requested_mac or env.requested_mac(),
             mtu=net.mtu,
             pod=catalog_pb2.PodRef(namespace=env.pod_namespace, name=env.pod_name, uid=env.pod_uid),
             default_route=_wants_default_route(conf),

@@ -10,6 +10,10 @@ from .netlink import dumps, messages
 from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
 from .netlink.socket import NetlinkSocket, Request
 
+POD_TABLE_BASE = 1000
+ROUTE_METRIC_BASE = 1000
+SOURCE_RULE_PRIORITY = 1000
+
 
 def configure(sock: NetlinkSocket, port: PortSpec) -> None:
     link = dumps.link(sock, port.ifname)
@@ -18,11 +22,22 @@ def configure(sock: NetlinkSocket, port: PortSpec) -> None:
     sock.execute(_requests(link.index, port))
 
 
+def port_table(index: int) -> int:
+    """The pod-side routing table of one interface (pod-local ids: the pod is its own routing world)."""
+    return POD_TABLE_BASE + index
+
+
 def _requests(index: int, port: PortSpec) -> list[Request]:
+    """Addresses, the gateway's static neighbour, and the routes twice: in main with a per-interface metric
+    (two networks may share a range, so both routes must coexist; the first interface wins by default) and in
+    the interface's own table, selected by a rule on the interface's addresses — so replies leave through the
+    interface that owns their source address (what the `sbr` plugin does for Multus users, built in)."""
     reqs = [messages.link_up("lo"), messages.link_up(port.ifname)]
     versions = sorted({ip.version for ip in port.ips})
+    table = port_table(index)
     for ip in port.ips:
         reqs.append(messages.addr_add(index, ip.ip, ip.max_prefixlen, port.ifname))
+        reqs.append(messages.source_rule(add=True, source=ip.ip, priority=SOURCE_RULE_PRIORITY, table=table))
     for version in versions:
         gw = gateway_for(ipaddress.ip_address("0.0.0.0" if version == 4 else "::"))
         reqs.append(messages.neighbour(add=True, index=index, address=gw, mac=HOST_SIDE_MAC, ifname=port.ifname))
@@ -30,11 +45,13 @@ def _requests(index: int, port: PortSpec) -> list[Request]:
         if route.dst.version not in versions:
             continue
         gateway = route.gateway or gateway_for(route.dst.network_address)
-        reqs.append(
-            messages.route(
-                add=True, table=RT_TABLE_MAIN, dst=route.dst, oif=index, gateway=gateway, onlink=route.dst.version == 4
+        onlink = route.dst.version == 4
+        for target, metric in ((RT_TABLE_MAIN, ROUTE_METRIC_BASE + index), (table, 0)):
+            reqs.append(
+                messages.route(
+                    add=True, table=target, dst=route.dst, oif=index, gateway=gateway, onlink=onlink, metric=metric
+                )
             )
-        )
     return reqs
 
 

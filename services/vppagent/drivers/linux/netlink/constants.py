@@ -105,6 +105,7 @@ RT_TABLE_MAIN: Final = 254
 RT_TABLE_LOCAL: Final = 255
 
 # fib rule attributes
+FRA_SRC: Final = 2
 FRA_IIFNAME: Final = 3
 FRA_PRIORITY: Final = 6
 FRA_FWMARK: Final = 10

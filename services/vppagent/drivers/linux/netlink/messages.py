@@ -16,6 +16,7 @@ from .constants import (
     FRA_IIFNAME,
     FRA_PRIORITY,
     FRA_PROTOCOL,
+    FRA_SRC,
     FRA_TABLE,
     IFA_ADDRESS,
     IFA_F_NODAD,
@@ -52,6 +53,7 @@ from .constants import (
     RTA_GATEWAY,
     RTA_METRICS,
     RTA_OIF,
+    RTA_PRIORITY,
     RTA_TABLE,
     RTA_VIA,
     RTAX_MTU,
@@ -177,6 +179,7 @@ def route(
     rtype: int = RTN_UNICAST,
     scope: int = RT_SCOPE_UNIVERSE,
     mtu: int = 0,
+    metric: int = 0,
     replace: bool = True,
 ) -> Request:
     family = family_of(dst)
@@ -202,6 +205,8 @@ def route(
         body += attr(RTA_VIA, struct.pack("=H", family_of(gateway)) + gateway.packed)
     if mtu:
         body += attr_nested(RTA_METRICS, attr_u32(RTAX_MTU, mtu))
+    if metric:
+        body += attr_u32(RTA_PRIORITY, metric)
     what = f"{'add' if add else 'delete'} route {dst} table {table}"
     if add:
         flags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL)
@@ -215,6 +220,18 @@ def rule(*, add: bool, family: int, priority: int, table: int, iifname: str) -> 
     body += attr_u8(FRA_PROTOCOL, RTPROT_MULTINET)
     fam = "v4" if family == AF_INET else "v6"
     what = f"{'add' if add else 'delete'} {fam} rule iif {iifname} lookup {table}"
+    if add:
+        return Request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, body, what, EXISTS_OK)
+    return Request(RTM_DELRULE, 0, body, what, GONE_OK)
+
+
+def source_rule(*, add: bool, source: IPAddress, priority: int, table: int) -> Request:
+    """`from <source> lookup <table>`: a pod's replies leave by the interface that owns their address."""
+    family = family_of(source)
+    body = FIBRULEHDR.pack(family, 0, source.max_prefixlen, 0, table if table < 256 else 0, 0, 0, FR_ACT_TO_TBL, 0)
+    body += attr(FRA_SRC, source.packed) + attr_u32(FRA_PRIORITY, priority) + attr_u32(FRA_TABLE, table)
+    body += attr_u8(FRA_PROTOCOL, RTPROT_MULTINET)
+    what = f"{'add' if add else 'delete'} rule from {source} lookup {table}"
     if add:
         return Request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, body, what, EXISTS_OK)
     return Request(RTM_DELRULE, 0, body, what, GONE_OK)

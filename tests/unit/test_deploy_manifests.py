@@ -1,0 +1,738 @@
+"""The deployment artefacts against the code they run, without running anything: docker-compose.yml,
+deploy/kubernetes/*.yaml and deploy/Dockerfile.
+
+- Every multinet command line (compose `command:`, Kubernetes `args:`) is parsed by multinetctl's parser and by
+  the service's own argparse parser, and every `--flag` must be one the service lists (no abbreviations).
+- The addresses the pieces name for each other agree: a `--catalog`/`--ipam`/`--agent`/`--server`/`--store`
+  target reaches a service of the right kind on a port (or unix socket) it listens on, through the published
+  port, the Service and its targetPort, or a shared directory; the CNI socket is where the `multinet`
+  executable on the host looks for it.
+- The Network CRD's schema accepts the seed's Networks and refuses out-of-range ones.
+Each check returns the problems it found, so the last tests can show that a broken artefact is caught."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from multinetctl.__main__ import build_parser
+from services.common.paths import DEFAULT_RUN_DIR
+from services.common.validate import VNI_MAX
+from services.netmgr.__main__ import parse as parse_netmgr
+from services.vppagent.__main__ import parse as parse_agent
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+K8S_DIR = ROOT / "deploy" / "kubernetes"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+SEED = ROOT / "deploy" / "examples" / "seed-networks.yaml"
+IPAM_MAIN = ROOT / "services" / "ipam" / "__main__.py"
+IMAGE_PREFIX = "multinet:"
+NAMESPACE = "multinet-system"
+CNI_SOCKET = str(DEFAULT_RUN_DIR / "cni.sock")  # what install-cni writes in conflists; the shim's default
+CNI_HOST_DIRS = {"--bin-dir": "/opt/cni/bin", "--conf-dir": "/etc/cni/net.d"}
+# (program, flag) -> the kind of service that flag must reach
+REFERENCES = {
+    ("netmgr", "--catalog"): "catalog",
+    ("netmgr", "--ipam"): "ipam",
+    ("netmgr", "--agent"): "agent",
+    ("agent", "--catalog"): "catalog",
+    ("ipam", "--catalog"): "catalog",
+    ("ipam", "--store"): "etcd",
+    ("install-cni", "--server"): "catalog",
+    ("apply", "--server"): "catalog",
+    ("get", "--server"): "catalog",
+    ("delete", "--server"): "catalog",
+}
+Address = tuple[str, str | int]  # ("unix", path) or (host, port)
+Doc = dict[str, Any]
+
+
+def load_yaml(path: Path) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+
+class ArgError(Exception):
+    pass
+
+
+def parse_quietly(parse: Callable[[list[str]], object], argv: Sequence[str]) -> None:
+    """Run an argparse-based parse; its error (SystemExit + usage on stderr) becomes ArgError."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            parse(list(argv))
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise ArgError(err.getvalue().strip().splitlines()[-1] if err.getvalue() else str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command line given to the multinet image, whose entrypoint is `python3 -m multinetctl`."""
+
+    where: str
+    argv: tuple[str, ...]
+
+    @property
+    def program(self) -> str:
+        """netmgr, ipam or agent for `serve X`, else the multinetctl subcommand (install-cni, get, ...)."""
+        if len(self.argv) > 1 and self.argv[0] == "serve":
+            return self.argv[1]
+        return self.argv[0] if self.argv else ""
+
+    @property
+    def program_argv(self) -> tuple[str, ...]:
+        return self.argv[2:] if self.argv[:1] == ("serve",) else self.argv[1:]
+
+    def options(self) -> Iterator[tuple[str, str | None]]:
+        """(flag, value) pairs; every flag these artefacts use takes one value (`--f v` or `--f=v`)."""
+        argv = self.program_argv
+        for i, token in enumerate(argv):
+            if not token.startswith("--"):
+                continue
+            if "=" in token:
+                flag, _, value = token.partition("=")
+                yield flag, value
+            else:
+                following = argv[i + 1] if i + 1 < len(argv) else None
+                yield token, None if following is None or following.startswith("--") else following
+
+    def values(self, flag: str) -> list[str]:
+        return [v for f, v in self.options() if f == flag and v is not None]
+
+    def value(self, flag: str) -> str | None:
+        found = self.values(flag)
+        return found[-1] if found else None
+
+    def provides(self) -> set[str]:
+        if self.program == "netmgr":
+            return {r.strip() for r in (self.value("--roles") or "catalog,cni").split(",") if r.strip()}
+        return {self.program} if self.program in ("ipam", "agent") else set()
+
+
+def usage_flags(help_text: str) -> frozenset[str]:
+    """The long options in argparse's usage block (which lists every option, unlike the prose after it)."""
+    usage = help_text.split("\n\n", 1)[0]
+    return frozenset(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", usage))
+
+
+def help_of(parse: Callable[[list[str]], object], argv: Sequence[str] = ()) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        parse([*argv, "--help"])
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Program:
+    flags: frozenset[str]
+    parse: Callable[[list[str]], object] | None  # the full parse, when it can be called in-process
+
+
+@cache
+def ipam_help() -> str:
+    """`python -m services.ipam --help`, in a subprocess: the IPAM service is checked through its CLI."""
+    path = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "proto"), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.ipam", "--help"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"python -m services.ipam --help failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+def ipam_parser() -> Callable[[list[str]], object] | None:
+    try:
+        module = importlib.import_module("services.ipam.__main__")
+    except ImportError:
+        return None
+    for name in ("parse_args", "parse"):
+        candidate = getattr(module, name, None)
+        if callable(candidate):
+            return candidate  # type: ignore[no-any-return]
+    return None
+
+
+@cache
+def program(name: str) -> Program:
+    if name == "netmgr":
+        return Program(usage_flags(help_of(parse_netmgr)), parse_netmgr)
+    if name == "agent":
+        return Program(usage_flags(help_of(parse_agent)), parse_agent)
+    if name == "ipam":
+        if not IPAM_MAIN.exists():
+            pytest.skip(f"{IPAM_MAIN.relative_to(ROOT)} does not exist yet: ipam flags cannot be checked")
+        return Program(usage_flags(ipam_help()), ipam_parser())
+
+    def parse_sub(argv: list[str]) -> object:
+        return build_parser().parse_args([name, *argv])
+
+    return Program(usage_flags(help_of(build_parser().parse_args, [name])), parse_sub)
+
+
+def flag_problems(cmd: Command) -> list[str]:
+    try:
+        parse_quietly(build_parser().parse_args, cmd.argv)
+    except ArgError as exc:
+        return [f"{cmd.where}: multinetctl refuses {list(cmd.argv)}: {exc}"]
+    known = program(cmd.program)
+    unknown = sorted({flag for flag, _ in cmd.options() if flag not in known.flags})
+    if unknown:
+        return [f"{cmd.where}: {cmd.program} has no option {', '.join(unknown)} (it has {sorted(known.flags)})"]
+    if known.parse is not None:
+        try:
+            parse_quietly(known.parse, cmd.program_argv)
+        except ArgError as exc:
+            return [f"{cmd.where}: {cmd.program} refuses {list(cmd.program_argv)}: {exc}"]
+    return []
+
+
+def target_addresses(value: str) -> list[Address]:
+    """A gRPC target (unix:PATH, HOST:PORT, ipv4:A:P,B:Q, dns:///H:P) or an etcd store URL list."""
+    if value.startswith("unix:"):
+        return [("unix", value.removeprefix("unix:"))]
+    if value.startswith("etcd:"):
+        urls = value.removeprefix("etcd:").split("?", 1)[0].split(",")
+        return [(urlsplit(u).hostname or "", urlsplit(u).port or 2379) for u in urls]
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:"):
+        value = value.removeprefix(scheme)
+    addresses: list[Address] = []
+    for item in value.split(","):
+        host, _, port = item.rpartition(":")
+        addresses.append((host.strip("[]"), int(port) if port.isdigit() else port))
+    return addresses
+
+
+def listen_ports(argv: Sequence[str], cmd: Command | None) -> set[str | int]:
+    """TCP ports and unix paths a container listens on: multinet's --listen, etcd's --listen-client-urls."""
+    found: set[str | int] = set()
+    if cmd is not None:
+        for value in cmd.values("--listen"):
+            found.update(port for _, port in target_addresses(value))
+    for token in argv:
+        if token.startswith("--listen-client-urls="):
+            found.update(urlsplit(u).port or 2379 for u in token.partition("=")[2].split(","))
+    return found
+
+
+def interpolate(value: str) -> str:
+    """Compose's ${VAR:-default} / ${VAR-default} / ${VAR} with no variable set: what a plain `up` gets."""
+    value = re.sub(r"\$\{\w+(?::?-([^}]*))?\}", lambda m: m.group(1) or "", value)
+    return value.replace("$$", "$")
+
+
+# ----------------------------------------------------------------------------------------------------- compose
+
+
+@dataclass(frozen=True)
+class ComposeService:
+    name: str
+    spec: Doc
+
+    @property
+    def host_network(self) -> bool:
+        return self.spec.get("network_mode") == "host"
+
+    @property
+    def argv(self) -> list[str]:
+        command = self.spec.get("command", [])
+        assert isinstance(command, list), f"services.{self.name}.command: use the list form"
+        return [interpolate(str(a)) for a in command]
+
+    @property
+    def command(self) -> Command | None:
+        if not str(self.spec.get("image", "")).startswith(IMAGE_PREFIX):
+            return None
+        return Command(f"docker-compose.yml services.{self.name}", tuple(self.argv))
+
+    @property
+    def kinds(self) -> set[str]:
+        if "etcd" in str(self.spec.get("image", "")):
+            return {"etcd"}
+        return self.command.provides() if self.command else set()
+
+    def binds(self) -> dict[str, str]:
+        """container path -> host path of its bind mounts."""
+        found: dict[str, str] = {}
+        for volume in self.spec.get("volumes", []):
+            if isinstance(volume, str):
+                source, _, rest = volume.partition(":")
+                if source.startswith(("/", ".")):
+                    found[rest.split(":", 1)[0]] = source
+            elif volume.get("type") == "bind":
+                found[volume["target"]] = volume["source"]
+        return found
+
+    def published(self) -> list[tuple[str, int, int]]:
+        """(host ip, host port, container port) of `ports:` entries."""
+        found = []
+        for entry in self.spec.get("ports", []):
+            parts = str(entry).split(":")
+            ip = parts[0] if len(parts) == 3 else "0.0.0.0"
+            found.append((ip, int(parts[-2]), int(parts[-1].split("/")[0])))
+        return found
+
+
+def compose_services(doc: Doc) -> dict[str, ComposeService]:
+    return {name: ComposeService(name, spec) for name, spec in doc["services"].items()}
+
+
+def compose_reach(services: dict[str, ComposeService], src: ComposeService, addr: Address) -> list[str]:
+    """The services `src` reaches at `addr`; empty if none does."""
+    host, port = addr
+    if host == "unix":
+        socket_dir = str(PurePosixPath(str(port)).parent)
+        source = src.binds().get(socket_dir)
+        return [
+            s.name
+            for s in services.values()
+            if port in listen_ports(s.argv, s.command) and source is not None and s.binds().get(socket_dir) == source
+        ]
+    if src.host_network:
+        if host not in ("127.0.0.1", "localhost"):
+            return []
+        return [
+            s.name
+            for s in services.values()
+            for ip, host_port, container_port in s.published()
+            if host_port == port
+            and ip in ("127.0.0.1", "0.0.0.0")
+            and container_port in listen_ports(s.argv, s.command)
+        ]
+    target = services.get(host)
+    if target is None or target.host_network or port not in listen_ports(target.argv, target.command):
+        return []
+    return [target.name]
+
+
+def compose_problems(doc: Doc) -> list[str]:
+    services = compose_services(doc)
+    problems: list[str] = []
+    for svc in services.values():
+        cmd = svc.command
+        if cmd is None:
+            continue
+        for flag, value in cmd.options():
+            kind = REFERENCES.get((cmd.program, flag))
+            if kind is None or value is None:
+                continue
+            for addr in target_addresses(value):
+                reached = compose_reach(services, svc, addr)
+                if not reached:
+                    problems.append(f"{cmd.where}: {flag} {value}: nothing listens at {addr} for this service")
+                elif not any(kind in services[name].kinds for name in reached):
+                    problems.append(f"{cmd.where}: {flag} {value} reaches {reached}, which is not a {kind}")
+        problems += compose_node_problems(services, svc, cmd)
+    return problems
+
+
+def compose_node_problems(services: dict[str, ComposeService], svc: ComposeService, cmd: Command) -> list[str]:
+    problems: list[str] = []
+    if cmd.program == "install-cni":
+        for flag, host_dir in CNI_HOST_DIRS.items():
+            if svc.binds().get(cmd.value(flag) or "") != host_dir:
+                problems.append(f"{cmd.where}: {flag} {cmd.value(flag)} is not the host's {host_dir}")
+    if "cni" not in cmd.provides():
+        return problems
+    cni_socket = cmd.value("--cni-socket")
+    socket_dir = str(PurePosixPath(str(cni_socket)).parent)
+    if cni_socket != CNI_SOCKET or svc.binds().get(socket_dir) != socket_dir:
+        problems.append(f"{cmd.where}: --cni-socket {cni_socket} must be {CNI_SOCKET}, in that host directory")
+    agents = [name for a in target_addresses(cmd.value("--agent") or "") for name in compose_reach(services, svc, a)]
+    node = cmd.value("--node")
+    for name in agents:
+        agent_cmd = services[name].command
+        if node is None or agent_cmd is None or agent_cmd.value("--node") != node:
+            problems.append(f"{cmd.where}: --node {node} differs from its agent's ({name})")
+    return problems
+
+
+# -------------------------------------------------------------------------------------------------- kubernetes
+
+
+@dataclass(frozen=True)
+class Container:
+    where: str
+    namespace: str
+    pod: Doc  # the pod template
+    spec: Doc
+
+    @property
+    def argv(self) -> list[str]:
+        return [str(a) for a in [*self.spec.get("command", []), *self.spec.get("args", [])]]
+
+    @property
+    def command(self) -> Command | None:
+        if not str(self.spec.get("image", "")).startswith(IMAGE_PREFIX):
+            return None
+        assert "command" not in self.spec, f"{self.where}: keep the image's entrypoint (multinetctl): use args"
+        return Command(self.where, tuple(self.argv))
+
+    @property
+    def kinds(self) -> set[str]:
+        if "etcd" in str(self.spec.get("image", "")):
+            return {"etcd"}
+        return self.command.provides() if self.command else set()
+
+    def mount(self, path: str) -> Doc | None:
+        """The pod volume mounted at `path` in this container."""
+        for m in self.spec.get("volumeMounts", []):
+            if m["mountPath"] == path:
+                volumes: list[Doc] = self.pod["spec"].get("volumes", [])
+                return next((v for v in volumes if v["name"] == m["name"]), None)
+        return None
+
+    def env(self, name: str) -> Doc | None:
+        return next((e for e in self.spec.get("env", []) if e["name"] == name), None)
+
+
+def k8s_objects() -> dict[str, list[Doc]]:
+    return {p.name: load_yaml(p) for p in sorted(K8S_DIR.glob("*.yaml")) if p.name != "kustomization.yaml"}
+
+
+def k8s_containers(objects: Sequence[Doc]) -> list[Container]:
+    found = []
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "DaemonSet", "StatefulSet"):
+            continue
+        template = obj["spec"]["template"]
+        for key in ("initContainers", "containers"):
+            for spec in template["spec"].get(key, []):
+                where = f"{obj['kind']}/{obj['metadata']['name']} {key[:-1]} {spec['name']}"
+                found.append(Container(where, obj["metadata"].get("namespace", ""), template, spec))
+    return found
+
+
+def service_backends(objects: Sequence[Doc], containers: Sequence[Container], host: str, port: int) -> list[Container]:
+    """The containers a Service name (NAME, NAME.NS, NAME.NS.svc[.cluster.local]) and port lead to."""
+    name, _, rest = host.partition(".")
+    namespace = rest.split(".", 1)[0] or NAMESPACE
+    for svc in objects:
+        if svc["kind"] != "Service" or svc["metadata"]["name"] != name or svc["metadata"].get("namespace") != namespace:
+            continue
+        for entry in svc["spec"].get("ports", []):
+            if entry["port"] != port:
+                continue
+            target = entry.get("targetPort", port)
+            selector = svc["spec"].get("selector", {})
+            return [
+                c
+                for c in containers
+                if c.namespace == namespace
+                and selector.items() <= c.pod["metadata"].get("labels", {}).items()
+                and any(
+                    p["containerPort"] in listen_ports(c.argv, c.command)
+                    and target in (p["containerPort"], p.get("name"))
+                    for p in c.spec.get("ports", [])
+                )
+            ]
+    return []
+
+
+def k8s_reach(
+    objects: Sequence[Doc], containers: Sequence[Container], src: Container, addr: Address
+) -> list[Container]:
+    host, port = addr
+    if host == "unix":
+        socket_dir = str(PurePosixPath(str(port)).parent)
+        volume = src.mount(socket_dir)
+        return [
+            c
+            for c in containers
+            if c.pod is src.pod and volume is not None and c.mount(socket_dir) is volume
+            and port in listen_ports(c.argv, c.command)
+        ]  # fmt: skip
+    return service_backends(objects, containers, host, int(port))
+
+
+def k8s_problems(objects: Sequence[Doc]) -> list[str]:
+    containers = k8s_containers(objects)
+    problems: list[str] = []
+    for c in containers:
+        undefined = sorted({v for a in c.argv for v in re.findall(r"\$\((\w+)\)", a) if c.env(v) is None})
+        if undefined:
+            problems.append(f"{c.where}: $({', '.join(undefined)}) used in args but not in env")
+        cmd = c.command
+        if cmd is None:
+            continue
+        for flag, value in cmd.options():
+            kind = REFERENCES.get((cmd.program, flag))
+            if kind is None or value is None:
+                continue
+            for addr in target_addresses(value):
+                reached = k8s_reach(objects, containers, c, addr)
+                if not reached:
+                    problems.append(f"{c.where}: {flag} {value}: no Service/container listens at {addr}")
+                elif not any(kind in r.kinds for r in reached):
+                    problems.append(f"{c.where}: {flag} {value} reaches {[r.where for r in reached]}, not a {kind}")
+                pod = c.pod["spec"]
+                if addr[0] != "unix" and pod.get("hostNetwork") and pod.get("dnsPolicy") != "ClusterFirstWithHostNet":
+                    problems.append(f"{c.where}: a hostNetwork pod needs dnsPolicy ClusterFirstWithHostNet")
+        problems += k8s_node_problems(objects, containers, c, cmd)
+    return problems
+
+
+def host_path(volume: Doc | None) -> str | None:
+    return volume.get("hostPath", {}).get("path") if volume is not None else None
+
+
+def k8s_node_problems(objects: Sequence[Doc], containers: Sequence[Container], c: Container, cmd: Command) -> list[str]:
+    problems: list[str] = []
+    if cmd.program == "install-cni":
+        for flag, host_dir in CNI_HOST_DIRS.items():
+            if host_path(c.mount(cmd.value(flag) or "")) != host_dir:
+                problems.append(f"{c.where}: {flag} {cmd.value(flag)} is not a hostPath mount of {host_dir}")
+    if "cni" not in cmd.provides():
+        return problems
+    cni_socket = cmd.value("--cni-socket")
+    socket_dir = str(PurePosixPath(str(cni_socket)).parent)
+    if cni_socket != CNI_SOCKET or host_path(c.mount(socket_dir)) != socket_dir:
+        problems.append(f"{c.where}: --cni-socket {cni_socket} must be {CNI_SOCKET}, in that host directory")
+    node = cmd.value("--node")
+    agents = [r for a in target_addresses(cmd.value("--agent") or "") for r in k8s_reach(objects, containers, c, a)]
+    for agent in agents:
+        agent_node = agent.command.value("--node") if agent.command else None
+        same_source = all(
+            (c.env(v) or {}).get("valueFrom") == (agent.env(v) or {}).get("valueFrom")
+            for v in re.findall(r"\$\((\w+)\)", node or "")
+        )
+        if node is None or agent_node != node or not same_source:
+            problems.append(f"{c.where}: --node {node} differs from its agent's ({agent.where}: {agent_node})")
+    return problems
+
+
+def k8s_object_problems(files: dict[str, list[Doc]]) -> list[str]:
+    objects = [obj for docs in files.values() for obj in docs]
+    problems: list[str] = []
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    if sorted(kustomization.get("resources", [])) != sorted(files):
+        problems.append(f"kustomization.yaml resources {kustomization.get('resources')} != files {sorted(files)}")
+    names = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects}
+    if ("Namespace", "", NAMESPACE) not in names:
+        problems.append(f"no Namespace {NAMESPACE}")
+    cluster_kinds = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    for kind, namespace, name in sorted(names):
+        if (kind in cluster_kinds) == bool(namespace) or (namespace and namespace != NAMESPACE):
+            problems.append(f"{kind}/{name}: namespace {namespace!r}")
+    for c in k8s_containers(objects):
+        account = c.pod["spec"].get("serviceAccountName")
+        if account and ("ServiceAccount", c.namespace, account) not in names:
+            problems.append(f"{c.where}: ServiceAccount {account} is not defined")
+    for svc in (o for o in objects if o["kind"] == "Service"):
+        selector = svc["spec"].get("selector", {}).items()
+        if not any(selector <= c.pod["metadata"].get("labels", {}).items() for c in k8s_containers(objects)):
+            problems.append(f"Service/{svc['metadata']['name']} selects no pod")
+    for binding in (o for o in objects if o["kind"] == "ClusterRoleBinding"):
+        if ("ClusterRole", "", binding["roleRef"]["name"]) not in names:
+            problems.append(f"ClusterRoleBinding/{binding['metadata']['name']}: no ClusterRole")
+        for subject in binding["subjects"]:
+            if ("ServiceAccount", subject.get("namespace", ""), subject["name"]) not in names:
+                problems.append(f"ClusterRoleBinding/{binding['metadata']['name']}: no {subject}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- the CRD schema
+
+SCHEMA_KEYWORDS = {"type", "required", "properties", "minimum", "maximum", "pattern", "description"}
+
+
+def schema_errors(schema: Doc, value: Any, path: str = "") -> list[str]:
+    """The subset of OpenAPI v3 the Network CRD uses; any other keyword fails loudly rather than being ignored."""
+    unknown = set(schema) - SCHEMA_KEYWORDS
+    assert not unknown, f"{path}: the test's validator does not know {unknown}"
+    kind = schema.get("type")
+    if kind == "object":
+        if not isinstance(value, dict):
+            return [f"{path}: not an object"]
+        errors = [f"{path}.{key}: required" for key in schema.get("required", []) if key not in value]
+        properties = schema.get("properties")
+        for key, item in value.items():
+            if properties is None:
+                continue
+            if key not in properties:
+                errors.append(f"{path}.{key}: unknown field (the API server would drop it)")
+            else:
+                errors += schema_errors(properties[key], item, f"{path}.{key}")
+        return errors
+    if kind == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
+        return [f"{path}: not an integer"]
+    if kind == "string" and not isinstance(value, str):
+        return [f"{path}: not a string"]
+    if "minimum" in schema and value < schema["minimum"]:
+        return [f"{path}: below {schema['minimum']}"]
+    if "maximum" in schema and value > schema["maximum"]:
+        return [f"{path}: above {schema['maximum']}"]
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        return [f"{path}: does not match {schema['pattern']}"]
+    return []
+
+
+def network_schema() -> Doc:
+    (crd,) = load_yaml(K8S_DIR / "01-crd-networks.yaml")
+    assert crd["spec"]["group"] == "projectcalico.org"
+    assert crd["spec"]["names"]["kind"] == "Network"
+    assert crd["spec"]["scope"] == "Cluster"  # the seed's Networks have no namespace
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == "v3"
+    schema: Doc = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+# ------------------------------------------------------------------------------------------------------- tests
+
+
+def all_commands() -> list[Command]:
+    compose = [s.command for s in compose_services(load_yaml(COMPOSE_FILE)[0]).values()]
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    k8s = [c.command for c in k8s_containers(objects)]
+    return [c for c in [*compose, *k8s] if c is not None]
+
+
+@pytest.mark.parametrize("cmd", all_commands(), ids=lambda c: c.where.replace(" ", ":"))
+def test_command_uses_only_real_flags(cmd: Command) -> None:
+    assert flag_problems(cmd) == []
+
+
+def test_every_service_is_deployed_both_ways() -> None:
+    compose = {c.program for c in all_commands() if c.where.startswith("docker-compose")}
+    k8s = {c.program for c in all_commands() if not c.where.startswith("docker-compose")}
+    for programs in (compose, k8s):
+        assert {"netmgr", "ipam", "agent", "install-cni"} <= programs
+    roles = {role for c in all_commands() for role in c.provides()}
+    assert {"catalog", "cni", "ipam", "agent"} <= roles
+
+
+def test_compose_addresses_and_sockets_agree() -> None:
+    assert compose_problems(load_yaml(COMPOSE_FILE)[0]) == []
+
+
+def test_kubernetes_addresses_and_sockets_agree() -> None:
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    assert k8s_problems(objects) == []
+
+
+def test_kubernetes_objects_are_consistent() -> None:
+    assert k8s_object_problems(k8s_objects()) == []
+
+
+def test_compose_and_kubernetes_run_the_same_image() -> None:
+    compose = compose_services(load_yaml(COMPOSE_FILE)[0])
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    images = {s.spec["image"] for s in compose.values() if s.command} | {
+        c.spec["image"] for c in k8s_containers(objects) if c.command
+    }
+    assert len(images) == 1, images
+    assert {s.spec["build"]["dockerfile"] for s in compose.values() if "build" in s.spec} == {"deploy/Dockerfile"}
+
+
+def test_seed_networks_fit_the_crd() -> None:
+    schema = network_schema()
+    assert schema["properties"]["spec"]["properties"]["vni"]["maximum"] == VNI_MAX
+    networks = [doc for doc in load_yaml(SEED) if doc["kind"] == "Network"]
+    assert len(networks) == 2
+    for network in networks:
+        assert schema_errors(schema, network) == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"vni": 0, "range": "10.0.0.0/8"},
+        {"vni": VNI_MAX + 1, "range": "10.0.0.0/8"},
+        {"vni": "1234", "range": "10.0.0.0/8"},
+        {"vni": 7},
+        {"vni": 7, "range": "blue"},
+        {"vni": 7, "range": "10.0.0.0/8", "mtu": -1},
+        {"vni": 7, "range": "10.0.0.0/8", "ranges": ["10.0.0.0/8"]},
+    ],
+)
+def test_crd_refuses_bad_networks(spec: Doc) -> None:
+    network = {"apiVersion": "projectcalico.org/v3", "kind": "Network", "metadata": {"name": "x"}, "spec": spec}
+    assert schema_errors(network_schema(), network) != []
+
+
+def test_crd_accepts_every_documented_field() -> None:
+    spec = {"vni": VNI_MAX, "range": "fd00:10::/64", "mtu": 1400, "physicalNetworkName": "uplink-a"}
+    network = {"apiVersion": "projectcalico.org/v3", "kind": "Network", "metadata": {"name": "x"}, "spec": spec}
+    assert schema_errors(network_schema(), network) == []
+
+
+def dockerfile_copies() -> set[str]:
+    text = DOCKERFILE.read_text()
+    return {src.rstrip("/") for line in text.splitlines() if line.startswith("COPY ") for src in line.split()[1:-1]}
+
+
+def test_dockerfile_builds_what_the_code_needs() -> None:
+    text = DOCKERFILE.read_text()
+    copied = dockerfile_copies()
+    imported = {
+        m.group(1)
+        for package in ("services", "multinetctl")
+        for path in (ROOT / package).rglob("*.py")
+        for m in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", path.read_text(), re.MULTILINE)
+    }
+    local = {name for name in imported if (ROOT / name).is_dir() or (ROOT / f"{name}.py").exists()}
+    assert local | {"proto", "cni", "requirements.txt"} <= copied, f"not copied: {local - copied}"
+    ignore = (ROOT / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+    assert {f"!{name}" + ("" if name.endswith(".txt") else "/") for name in copied} <= set(ignore)
+    protoc = "-Iproto --python_out=proto --grpc_python_out=proto"
+    assert protoc in text and protoc in (ROOT / "scripts" / "setup.sh").read_text()
+    assert 'ENTRYPOINT ["python3", "-m", "multinetctl"]' in text
+    assert "pip install" in text and "-r requirements.txt" in text
+
+
+# --------------------------------------------------------------------- the checks above can fail (and do)
+
+
+@pytest.mark.parametrize("bad", ["--cni-sokcet", "--data"])  # a typo; an abbreviation argparse would accept
+def test_flag_check_catches_a_wrong_flag(bad: str) -> None:
+    cmd = Command("test", ("serve", "netmgr", "--roles", "cni", bad, "/x"))
+    (problem,) = flag_problems(cmd)
+    assert bad in problem
+
+
+def test_flag_check_catches_a_bad_value() -> None:
+    assert flag_problems(Command("test", ("serve", "agent", "--driver", "dpdk"))) != []
+
+
+def test_compose_check_catches_a_wrong_port_and_socket() -> None:
+    doc = load_yaml(COMPOSE_FILE)[0]
+    wrong_port = copy.deepcopy(doc)
+    command = wrong_port["services"]["node-cni"]["command"]
+    command[command.index("--catalog") + 1] = "127.0.0.1:7009"
+    assert any("--catalog" in p for p in compose_problems(wrong_port))
+    wrong_socket = copy.deepcopy(doc)
+    command = wrong_socket["services"]["node-agent"]["command"]
+    command[command.index("--listen") + 1] = "unix:/run/multinet/agent-2.sock"
+    assert any("--agent" in p for p in compose_problems(wrong_socket))
+
+
+def test_kubernetes_check_catches_a_wrong_target_port() -> None:
+    files = k8s_objects()
+    objects = copy.deepcopy([obj for docs in files.values() for obj in docs])
+    ipam_service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "multinet-ipam")
+    ipam_service["spec"]["ports"][0]["targetPort"] = 7001
+    assert any("--ipam" in p for p in k8s_problems(objects))
