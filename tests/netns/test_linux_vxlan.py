@@ -1,0 +1,163 @@
+"""Two nodes joined by a fabric, the linux driver on each: pods reach same-network pods on the other node through
+their network's VXLAN VNI, the same addresses exist on blue and red, nothing crosses between networks, and a
+full-size don't-fragment packet passes."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from services.vppagent.drivers.linux.driver import LinuxDriver
+from services.vppagent.model import DesiredNode, NetworkSpec, PeerNode, PortRoute, PortSpec, RemoteEndpoint
+from tests.fixtures.fabric import Node, build_fabric
+from tests.fixtures.netns import Namespaces, inside, sh
+from tests.fixtures.traffic import Servers, ask
+
+pytestmark = pytest.mark.netns
+RANGE = ipaddress.ip_network("192.168.0.0/16")
+BLUE = NetworkSpec("blue", 1234, 1450, (RANGE,))
+RED = NetworkSpec("red", 1235, 1450, (RANGE,))
+
+
+class Cluster:
+    def __init__(self, netns: Namespaces, nodes: list[Node]) -> None:
+        self.netns = netns
+        self.nodes = nodes
+        self.drivers: dict[str, LinuxDriver] = {}
+        self.ports: dict[str, list[PortSpec]] = {n.name: [] for n in nodes}
+        self.networks = {"blue": BLUE, "red": RED}
+        for node in nodes:
+            with inside(node.netns):
+                driver = LinuxDriver("uplink0")
+                driver.prepare()
+            self.drivers[node.name] = driver
+
+    def pod(self, node: Node, net: NetworkSpec, ip: str) -> str:
+        pod = self.netns.new("pod")
+        port = PortSpec(
+            net.name,
+            f"c-{pod}",
+            "eth1",
+            self.netns.path(pod),
+            (ipaddress.ip_interface(f"{ip}/32"),),
+            (PortRoute(RANGE),),
+            net.mtu,
+        )
+        with inside(node.netns):
+            self.drivers[node.name].attach(port, net)
+        self.ports[node.name].append(port)
+        return pod
+
+    def desired(self, node: Node) -> DesiredNode:
+        desired = DesiredNode(
+            node=node.name, underlay=ipaddress.ip_address(node.underlay), networks=dict(self.networks)
+        )
+        for other in self.nodes:
+            if other.name == node.name:
+                continue
+            desired.peers[other.name] = PeerNode(other.name, ipaddress.ip_address(other.underlay))
+            for port in self.ports[other.name]:
+                for ip in port.ips:
+                    desired.remotes[(port.network, ip.ip)] = RemoteEndpoint(port.network, ip.ip, other.name)
+        desired.ports = {p.key: p for p in self.ports[node.name] if p.network in self.networks}
+        return desired
+
+    def converge(self, full: bool = False) -> None:
+        for node in self.nodes:
+            with inside(node.netns):
+                driver = self.drivers[node.name]
+                report = (driver.reconcile if full else driver.apply)(self.desired(node))
+            assert not report.problems, report.problems
+
+    def close(self) -> None:
+        for node in self.nodes:
+            with inside(node.netns):
+                self.drivers[node.name].close()
+
+
+@pytest.fixture
+def cluster(netns: Namespaces) -> Iterator[Cluster]:
+    _fabric, nodes = build_fabric(netns, 2)
+    c = Cluster(netns, nodes)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def test_pods_on_two_nodes_talk_per_network_only(cluster: Cluster, whoami: Servers) -> None:
+    n1, n2 = cluster.nodes
+    blue1, red1 = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n1, RED, "192.168.0.1")
+    blue2, red2 = cluster.pod(n2, BLUE, "192.168.0.2"), cluster.pod(n2, RED, "192.168.0.2")
+    cluster.converge(full=True)
+    for pod, name in ((blue1, "blue1"), (red1, "red1"), (blue2, "blue2"), (red2, "red2")):
+        whoami.start(pod, name)
+    assert ask(blue2, "192.168.0.1") == "blue1"
+    assert ask(red2, "192.168.0.1") == "red1"
+    assert ask(blue1, "192.168.0.2") == "blue2"
+    assert ask(red1, "192.168.0.2") == "red2"
+    # the VNI on the wire is the network's: the tunnel devices carry the catalog's VNIs
+    details = json.loads(sh(f"ip -n {n1.netns} -d -j link show type vxlan").stdout)
+    assert sorted(d["linkinfo"]["info_data"]["id"] for d in details) == [1234, 1235]
+
+
+def test_full_size_dont_fragment_packet_crosses_nodes(cluster: Cluster) -> None:
+    n1, n2 = cluster.nodes
+    a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
+    cluster.converge(full=True)
+    mtu = json.loads(sh(f"ip -n {a} -j link show eth1").stdout)[0]["mtu"]
+    assert mtu == 1450  # 1500 uplink minus VXLAN over IPv4
+    payload = mtu - 28  # IPv4 + ICMP headers
+    assert sh(f"ip netns exec {a} ping -c 2 -W 2 -M do -s {payload} 192.168.0.2").returncode == 0
+    too_big = sh(f"ip netns exec {a} ping -c 1 -W 1 -M do -s {payload + 1} 192.168.0.2", check=False)
+    assert too_big.returncode != 0
+    assert b
+
+
+def test_remote_pod_and_peer_removal_drop_routes_and_tunnel_entries(cluster: Cluster, whoami: Servers) -> None:
+    n1, n2 = cluster.nodes
+    a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
+    cluster.converge(full=True)
+    whoami.start(b, "b")
+    assert ask(a, "192.168.0.2") == "b"
+    cluster.ports[n2.name].clear()  # the remote pod is gone from the desired state
+    cluster.converge()
+    routes = sh(f"ip -n {n1.netns} route show table all").stdout
+    assert "192.168.0.2 via" not in routes
+    assert ask(a, "192.168.0.2").startswith("ERR")
+    assert n2.underlay in sh(f"bridge -n {n1.netns} fdb show dev mnvx1234").stdout
+    cluster.nodes = [n1]  # node2 leaves: its next hop and forwarding entries go too
+    cluster.converge()
+    assert "proto 109" not in sh(f"ip -n {n1.netns} neigh show dev mnvx1234").stdout
+    assert n2.underlay not in sh(f"bridge -n {n1.netns} fdb show dev mnvx1234").stdout
+
+
+def test_network_removed_takes_its_tunnel_and_table_everywhere(cluster: Cluster) -> None:
+    n1, n2 = cluster.nodes
+    cluster.pod(n1, RED, "192.168.0.1")
+    cluster.pod(n2, RED, "192.168.0.2")
+    cluster.converge(full=True)
+    del cluster.networks["red"]
+    cluster.converge()
+    for node in cluster.nodes:
+        assert "mnvx1235" not in sh(f"ip -n {node.netns} -br link").stdout
+        assert "268436691" not in sh(f"ip -n {node.netns} route show table all").stdout
+        assert "268436691" not in sh(f"ip -n {node.netns} rule").stdout
+
+
+def test_restarted_driver_converges_without_changes(cluster: Cluster) -> None:
+    n1, n2 = cluster.nodes
+    cluster.pod(n1, BLUE, "192.168.0.1")
+    cluster.pod(n2, BLUE, "192.168.0.2")
+    cluster.converge(full=True)
+    with inside(n1.netns):
+        fresh = LinuxDriver("uplink0")
+        try:
+            report = fresh.reconcile(cluster.desired(n1))
+        finally:
+            fresh.close()
+    assert report.changed == 0, report
+    assert not report.problems
