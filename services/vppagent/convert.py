@@ -57,7 +57,7 @@ def remotes(msg: catalog_pb2.PodInterface) -> list[RemoteEndpoint]:
     out = []
     for ip in msg.ips:
         try:
-            out.append(RemoteEndpoint(msg.network, ipaddress.ip_interface(ip).ip, msg.node))
+            out.append(RemoteEndpoint(msg.network, ipaddress.ip_address(ip.partition("/")[0]), msg.node))
         except ValueError:
             continue  # the catalog validated it; a bad entry must not stop the others
     return out

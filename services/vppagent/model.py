@@ -4,6 +4,7 @@ Pure data and pure derivations (names, MACs, tables) so both drivers and the tes
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -26,6 +27,13 @@ VXLAN_OVERHEAD_V6 = 70
 HOST_IFNAME_PREFIX = "mn"
 VXLAN_IFNAME_PREFIX = "mnvx"
 OWNER_ALIAS_PREFIX = "multinet:"
+
+
+def host_network(address: IPAddress) -> IPNetwork:
+    """address/32 (or /128), built from the integer: no string round trip (this runs per remote pod)."""
+    if address.version == 4:
+        return ipaddress.IPv4Network((int(address), 32))
+    return ipaddress.IPv6Network((int(address), 128))
 
 
 def table_for_vni(vni: int) -> int:
@@ -55,11 +63,13 @@ def vxlan_ifname(vni: int) -> str:
     return f"{VXLAN_IFNAME_PREFIX}{vni}"
 
 
+@functools.lru_cache(maxsize=4096)
 def peer_nexthop(node: str) -> ipaddress.IPv6Address:
     """Link-local next hop standing for a peer node on every VXLAN device (IPv4 routes use it via RTA_VIA)."""
     return ipaddress.IPv6Address(b"\xfe\x80" + b"\0" * 6 + _digest("nexthop", node)[:8])
 
 
+@functools.lru_cache(maxsize=4096)
 def vtep_mac(node: str, vni: int) -> str:
     tail = _digest("vtep", node, str(vni))[:5]
     return ":".join(f"{b:02x}" for b in (0x02, *tail))

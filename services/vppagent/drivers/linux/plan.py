@@ -14,6 +14,7 @@ from ...model import (
     IPNetwork,
     NetworkSpec,
     PortSpec,
+    host_network,
     peer_nexthop,
     vtep_mac,
     vxlan_ifname,
@@ -119,7 +120,7 @@ def port_objects(port: PortSpec, net: NetworkSpec, out: HostObjects) -> None:
     for version in FAMILIES:
         out.rules.add(RuleObj(version, port.host_ifname, net.table))
     for ip in port.ips:
-        out.add_route(RouteObj(net.table, ipaddress.ip_network(ip.ip), dev=port.host_ifname))
+        out.add_route(RouteObj(net.table, host_network(ip.ip), dev=port.host_ifname))
         out.add_neighbour(NeighObj(port.host_ifname, ip.ip, port.pod_mac))
 
 
@@ -136,7 +137,7 @@ def tunnel_objects(desired: DesiredNode, net: NetworkSpec, mtu: int, out: HostOb
     for remote in desired.remotes.values():
         if remote.network != net.name or remote.node not in desired.peers:
             continue
-        dst = ipaddress.ip_network(remote.address)
+        dst = host_network(remote.address)
         out.add_route(RouteObj(net.table, dst, dev=dev, gateway=peer_nexthop(remote.node), onlink=True))
 
 

@@ -72,7 +72,7 @@ from .constants import (
     RTPROT_MULTINET,
     VETH_INFO_PEER,
 )
-from .socket import Request
+from .socket import Request, What
 
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
@@ -207,7 +207,7 @@ def route(
         body += attr_nested(RTA_METRICS, attr_u32(RTAX_MTU, mtu))
     if metric:
         body += attr_u32(RTA_PRIORITY, metric)
-    what = f"{'add' if add else 'delete'} route {dst} table {table}"
+    what = What("{} route {} table {}", "add" if add else "delete", dst, table)
     if add:
         flags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL)
         return Request(RTM_NEWROUTE, flags, body, what)
@@ -250,7 +250,7 @@ def plain_rule(*, add: bool, family: int, priority: int, table: int) -> Request:
 def neighbour(*, add: bool, index: int, address: IPAddress, mac: str, ifname: str) -> Request:
     body = NDMSG.pack(family_of(address), index, NUD_PERMANENT, 0, 0)
     body += attr(NDA_DST, address.packed) + attr(NDA_LLADDR, mac_bytes(mac)) + attr_u8(NDA_PROTOCOL, RTPROT_MULTINET)
-    what = f"{'add' if add else 'delete'} neighbour {address} on {ifname}"
+    what = What("{} neighbour {} on {}", "add" if add else "delete", address, ifname)
     if add:
         return Request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, what)
     return Request(RTM_DELNEIGH, 0, body, what, GONE_OK)
@@ -260,7 +260,7 @@ def fdb(*, add: bool, index: int, mac: str, remote: IPAddress, ifname: str) -> R
     """A VXLAN forwarding entry: frames for `mac` go to the VTEP at `remote`."""
     body = NDMSG.pack(AF_BRIDGE, index, NUD_PERMANENT | NUD_NOARP, NTF_SELF, 0)
     body += attr(NDA_LLADDR, mac_bytes(mac)) + attr(NDA_DST, remote.packed)
-    what = f"{'add' if add else 'delete'} fdb {mac} -> {remote} on {ifname}"
+    what = What("{} fdb {} -> {} on {}", "add" if add else "delete", mac, remote, ifname)
     if add:
         return Request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, what)
     return Request(RTM_DELNEIGH, 0, body, what, GONE_OK)

@@ -33,9 +33,25 @@ from .constants import (
 )
 from .netns import socket_in
 
-_BATCH = 256  # requests per sendmsg: their acks must fit the receive buffer
+_BATCH = 1024  # requests per sendmsg: a batch's failures (each answered) must fit the receive buffer
+# The barrier: a GETLINK for ifindex 1 (lo, present in every netns) asked to be acked; its answer is cheap.
+NLMSG_NOOP_REQUEST = 18  # RTM_GETLINK
+_BARRIER_BODY = struct.pack("=BxHiII", 0, 0, 1, 0, 0)
 _RCVBUF = 4 * 1024 * 1024
 _ERRMSG = struct.Struct("=i")
+
+
+class What:
+    """A request's description for humans, formatted only if an error needs it (bulk paths build thousands)."""
+
+    __slots__ = ("_args", "_template")
+
+    def __init__(self, template: str, *args: object) -> None:
+        self._template = template
+        self._args = args
+
+    def __str__(self) -> str:
+        return self._template.format(*self._args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +61,13 @@ class Request:
     kind: int
     flags: int
     body: bytes
-    what: str
+    what: str | What
     tolerate: frozenset[int] = frozenset()
 
 
 class NetlinkError(OSError):
-    def __init__(self, err: int, what: str, kernel_msg: str = "") -> None:
+    def __init__(self, err: int, what: str | What, kernel_msg: str = "") -> None:
+        what = str(what)
         detail = f" ({kernel_msg})" if kernel_msg else ""
         super().__init__(err, f"{what}: {os.strerror(err)}{detail}")
         self.what = what
@@ -98,21 +115,32 @@ class NetlinkSocket:
         return outcomes
 
     def _execute_batch(self, batch: Sequence[Request]) -> list[Outcome]:
-        by_seq: dict[int, Request] = {}
-        chunks = []
-        for req in batch:
-            seq = next(self._seq)
-            by_seq[seq] = req
-            chunks.append(codec.message(req.kind, req.flags | NLM_F_REQUEST | NLM_F_ACK, seq, req.body))
+        """Requests go without NLM_F_ACK — the kernel answers only failures — followed by one acked barrier: when
+        its ack arrives, every request before it was processed (in order) and every failure was reported. That
+        halves the messages the kernel builds and we parse; the batch size keeps a batch's worth of failures
+        inside the receive buffer."""
+        first = next(self._seq)
+        chunks = [
+            codec.message(req.kind, req.flags | NLM_F_REQUEST, first + i, req.body) for i, req in enumerate(batch)
+        ]
+        for _ in range(len(batch)):
+            next(self._seq)
+        barrier = next(self._seq)
+        chunks.append(codec.message(NLMSG_NOOP_REQUEST, NLM_F_REQUEST | NLM_F_ACK, barrier, _BARRIER_BODY))
         self._sock.sendall(b"".join(chunks))
         errors: dict[int, tuple[int, str]] = {}
-        while len(errors) < len(by_seq):
+        done = False
+        while not done:
             for msg in self._receive():
-                if msg.kind == NLMSG_ERROR and msg.seq in by_seq:
+                if msg.kind != NLMSG_ERROR:
+                    continue
+                if msg.seq == barrier:
+                    done = True
+                elif first <= msg.seq < barrier:
                     errors[msg.seq] = _decode_error(msg)
         outcomes = []
-        for seq, req in by_seq.items():
-            err, text = errors[seq]
+        for i, req in enumerate(batch):
+            err, text = errors.get(first + i, (0, ""))
             if err in req.tolerate:
                 err = 0
             outcomes.append(Outcome(req, err, text if err else ""))
