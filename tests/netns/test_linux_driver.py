@@ -189,3 +189,40 @@ def test_multi_legged_pod_answers_each_network_through_its_own_leg(
     assert ask(blue_client, "10.1.0.50") == "multi"
     assert ask(red_client, "10.1.0.60") == "multi"
     assert ask(blue_client, "10.1.0.60").startswith("ERR")  # red's leg is not on blue
+
+
+def test_multi_legged_pod_with_the_same_address_on_both_legs(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
+    """Both networks allocated 10.1.0.50 to the pod: the source cannot tell the legs apart, so replies follow
+    the leg the connection came in on (conntrack mark → per-leg table); detaching one leg leaves the other
+    working and removes the leg's pod-side rules."""
+    multi, blue_client, red_client = netns.new("m"), netns.new("bc"), netns.new("rc")
+    attach(node, port(BLUE, blue_client, "10.1.0.1"), BLUE)
+    attach(node, port(RED, red_client, "10.1.0.1"), RED)
+    blue_leg = port(BLUE, multi, "10.1.0.50")
+    red_leg = PortSpec(
+        "red",
+        blue_leg.container_id,
+        "eth2",
+        blue_leg.netns,
+        (ipaddress.ip_interface("10.1.0.50/32"),),
+        tuple(PortRoute(r) for r in RED.ranges),
+        RED.mtu,
+    )
+    attach(node, blue_leg, BLUE)
+    attach(node, red_leg, RED)
+    whoami.start(multi, "multi")
+    for _ in range(3):  # each new connection, from either network
+        assert ask(blue_client, "10.1.0.50") == "multi"
+        assert ask(red_client, "10.1.0.50") == "multi"
+    assert sh(f"ip netns exec {blue_client} ping -c1 -W1 10.1.0.50").returncode == 0
+    assert sh(f"ip netns exec {red_client} ping -c1 -W1 10.1.0.50").returncode == 0
+    with inside(node[0]):
+        node[1].detach(red_leg)
+        node[1].finish_detach(red_leg)
+    assert ask(blue_client, "10.1.0.50") == "multi"
+    rules = sh(f"ip -n {multi} rule").stdout
+    assert rules.count("proto 109") == 1  # the blue leg's IPv4 source rule only: no mark rules with one leg
+    assert "fwmark" not in rules
+    assert "multinet" not in sh(f"ip netns exec {multi} nft list tables").stdout

@@ -100,6 +100,7 @@ class LinuxDriver:
             with contextlib.suppress(OSError), NetlinkSocket(port.netns) as pod_sock:
                 ours = dumps.link(pod_sock, port.ifname)
                 if ours is not None and ours.peer_index == host.index:
+                    pod.forget_leg(pod_sock, port.netns, ours.index)
                     pod_sock.execute([messages.link_retire(ours.index, ports.retired_name(port), port.ifname)])
         reqs = [requests.rule(plan.RuleObj(version, port.host_ifname, 0), add=False) for version in plan.FAMILIES]
         if host is not None:

@@ -6,13 +6,17 @@ import ipaddress
 
 from ...errors import DataplaneError
 from ...model import HOST_SIDE_MAC, PortSpec, gateway_for
+from . import nft
 from .netlink import dumps, messages
-from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
+from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN, RTPROT_MULTINET
 from .netlink.socket import NetlinkSocket, Request
 
 POD_TABLE_BASE = 1000
+LEG_LIMIT = 1 << 20  # pod-side tables POD_TABLE_BASE + ifindex
 ROUTE_METRIC_BASE = 1000
 SOURCE_RULE_PRIORITY = 1000
+MARK_RULE_PRIORITY = 900  # ingress-leg replies first, then source addresses
+LEG_MARK_BASE = 0x6D000000
 
 
 def configure(sock: NetlinkSocket, port: PortSpec) -> None:
@@ -20,6 +24,73 @@ def configure(sock: NetlinkSocket, port: PortSpec) -> None:
     if link is None:
         raise DataplaneError(f"{port.ifname} vanished from {port.netns} while being configured")
     sock.execute(_requests(link.index, port))
+    sync_leg_marks(sock, port.netns)
+
+
+def _legs(sock: NetlinkSocket) -> dict[int, str]:
+    """The pod's multinet interfaces (index → name): those our source rules send to their own table."""
+    tables = {
+        r.table
+        for fam in (AF_INET, AF_INET6)
+        for r in dumps.rules(sock, fam)
+        if r.protocol == RTPROT_MULTINET and POD_TABLE_BASE < r.table < POD_TABLE_BASE + LEG_LIMIT
+    }
+    names = {link.index: link.name for link in dumps.links(sock)}
+    return {t - POD_TABLE_BASE: names[t - POD_TABLE_BASE] for t in tables if t - POD_TABLE_BASE in names}
+
+
+def sync_leg_marks(sock: NetlinkSocket, netns: str) -> None:
+    """A pod on several networks may hold the same address on two legs (ranges overlap), so neither the
+    destination nor the source tells which leg a reply belongs to. With two or more legs, new inbound
+    connections get their leg's mark in conntrack, and replies are routed by that mark to the leg's own table.
+    Single-leg pods get nothing (no conntrack in their netns)."""
+    legs = _legs(sock)
+    if len(legs) < 2:
+        if not legs:
+            nft.run(netns, _NFT_DROP)
+        return
+    elements = ", ".join(f'"{name}" : {leg_mark(index):#x}' for index, name in sorted(legs.items()))
+    nft.run(netns, _NFT_TABLE.replace("ELEMENTS", elements))
+    reqs = [
+        messages.mark_rule(add=True, family=fam, mark=leg_mark(i), priority=MARK_RULE_PRIORITY, table=port_table(i))
+        for i in legs
+        for fam in (AF_INET, AF_INET6)
+    ]
+    sock.execute(reqs)
+
+
+def leg_mark(index: int) -> int:
+    return LEG_MARK_BASE | index
+
+
+def forget_leg(sock: NetlinkSocket, netns: str, index: int) -> None:
+    """Remove the pod-side rules of a leg about to go (the pod may live on with its other legs)."""
+    table = port_table(index)
+    ours = [r for fam in (AF_INET, AF_INET6) for r in dumps.rules(sock, fam) if r.protocol == RTPROT_MULTINET]
+    sock.execute([messages.rule_delete_exact(r) for r in ours if r.table == table])
+    remaining = _legs(sock)
+    remaining.pop(index, None)
+    if len(remaining) < 2:  # at most one leg left: it needs no marks any more
+        sock.execute([messages.rule_delete_exact(r) for r in ours if r.fwmark and r.table != table])
+        nft.run(netns, _NFT_DROP)
+
+
+# rebuilt whole in one transaction (add-then-delete makes it idempotent)
+_NFT_TABLE = """table inet multinet
+delete table inet multinet
+table inet multinet {
+  map legs { type ifname : mark; elements = { ELEMENTS } }
+  chain mark_ingress {
+    type filter hook prerouting priority mangle; policy accept;
+    ct state new ct mark set iifname map @legs
+  }
+  chain route_replies {
+    type route hook output priority mangle; policy accept;
+    ct mark != 0 meta mark set ct mark
+  }
+}
+"""
+_NFT_DROP = "table inet multinet\ndelete table inet multinet\n"
 
 
 def port_table(index: int) -> int:

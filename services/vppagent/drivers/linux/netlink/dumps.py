@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 
 from .codec import Message, attr_str, parse_attrs
 from .constants import (
@@ -11,9 +10,11 @@ from .constants import (
     AF_INET,
     AF_INET6,
     AF_UNSPEC,
+    FRA_FWMARK,
     FRA_IIFNAME,
     FRA_PRIORITY,
     FRA_PROTOCOL,
+    FRA_SRC,
     FRA_TABLE,
     IFA_ADDRESS,
     IFA_LOCAL,
@@ -39,58 +40,9 @@ from .constants import (
     RTM_GETRULE,
     RTNH_F_ONLINK,
 )
-from .messages import FIBRULEHDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG, IPAddress, IPNetwork
+from .messages import FIBRULEHDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG
+from .records import Address, IPAddress, Link, Neighbour, Route, Rule
 from .socket import NetlinkSocket
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    index: int
-    name: str
-    kind: str
-    alias: str
-    mac: str
-    mtu: int
-    up: bool
-    peer_index: int = 0  # IFLA_LINK: for a veth, the other end's index (in the peer's netns)
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    index: int
-    address: IPAddress
-    prefixlen: int
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    table: int
-    dst: IPNetwork
-    oif: int
-    gateway: IPAddress | None
-    protocol: int
-    rtype: int
-    scope: int
-    onlink: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    family: int
-    priority: int
-    table: int
-    iifname: str
-    protocol: int
-
-
-@dataclass(frozen=True, slots=True)
-class Neighbour:
-    family: int
-    index: int
-    address: IPAddress | None
-    mac: str
-    state: int
-    protocol: int
 
 
 def _ip(raw: bytes | None) -> IPAddress | None:
@@ -172,7 +124,7 @@ def routes(sock: NetlinkSocket, family: int) -> list[Route]:
 def rules(sock: NetlinkSocket, family: int) -> list[Rule]:
     out = []
     for msg in sock.dump(RTM_GETRULE, FIBRULEHDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
-        fam, _dl, _sl, _tos, table8, _r1, _r2, _action, _flags = FIBRULEHDR.unpack_from(msg.payload)
+        fam, _dl, src_len, _tos, table8, _r1, _r2, _action, _flags = FIBRULEHDR.unpack_from(msg.payload)
         attrs = parse_attrs(msg.payload, FIBRULEHDR.size)
         out.append(
             Rule(
@@ -181,6 +133,9 @@ def rules(sock: NetlinkSocket, family: int) -> list[Rule]:
                 attrs.u32(FRA_TABLE, table8),
                 attrs.text(FRA_IIFNAME),
                 attrs.u8(FRA_PROTOCOL),
+                _ip(attrs.get(FRA_SRC)),
+                src_len,
+                attrs.u32(FRA_FWMARK),
             )
         )
     return out
@@ -202,3 +157,19 @@ def fdb_entries(sock: NetlinkSocket) -> list[Neighbour]:
 
 
 FAMILIES = (AF_INET, AF_INET6)
+
+__all__ = [
+    "FAMILIES",
+    "Address",
+    "Link",
+    "Neighbour",
+    "Route",
+    "Rule",
+    "addresses",
+    "fdb_entries",
+    "link",
+    "links",
+    "neighbours",
+    "routes",
+    "rules",
+]

@@ -13,6 +13,8 @@ from .constants import (
     AF_INET6,
     AF_UNSPEC,
     FR_ACT_TO_TBL,
+    FRA_FWMARK,
+    FRA_FWMASK,
     FRA_IIFNAME,
     FRA_PRIORITY,
     FRA_PROTOCOL,
@@ -72,6 +74,7 @@ from .constants import (
     RTPROT_MULTINET,
     VETH_INFO_PEER,
 )
+from .records import Rule
 from .socket import Request, What
 
 IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
@@ -235,6 +238,30 @@ def source_rule(*, add: bool, source: IPAddress, priority: int, table: int) -> R
     if add:
         return Request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, body, what, EXISTS_OK)
     return Request(RTM_DELRULE, 0, body, what, GONE_OK)
+
+
+def mark_rule(*, add: bool, family: int, mark: int, priority: int, table: int) -> Request:
+    """`fwmark <mark> lookup <table>`."""
+    body = FIBRULEHDR.pack(family, 0, 0, 0, table if table < 256 else 0, 0, 0, FR_ACT_TO_TBL, 0)
+    body += attr_u32(FRA_FWMARK, mark) + attr_u32(FRA_FWMASK, 0xFFFFFFFF) + attr_u32(FRA_PRIORITY, priority)
+    body += attr_u32(FRA_TABLE, table) + attr_u8(FRA_PROTOCOL, RTPROT_MULTINET)
+    what = What("{} rule fwmark {:#x} lookup {}", "add" if add else "delete", mark, table)
+    if add:
+        return Request(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, body, what, EXISTS_OK)
+    return Request(RTM_DELRULE, 0, body, what, GONE_OK)
+
+
+def rule_delete_exact(rule: Rule) -> Request:
+    """Delete the rule with exactly this priority, table, selector and protocol (as dumped)."""
+    body = FIBRULEHDR.pack(rule.family, 0, rule.src_len, 0, 0, 0, 0, FR_ACT_TO_TBL, 0)
+    body += attr_u32(FRA_PRIORITY, rule.priority) + attr_u32(FRA_TABLE, rule.table)
+    if rule.src is not None:
+        body += attr(FRA_SRC, rule.src.packed)
+    if rule.fwmark:
+        body += attr_u32(FRA_FWMARK, rule.fwmark) + attr_u32(FRA_FWMASK, 0xFFFFFFFF)
+    if rule.iifname:
+        body += attr_str(FRA_IIFNAME, rule.iifname)
+    return Request(RTM_DELRULE, 0, body, What("delete rule pref {} lookup {}", rule.priority, rule.table), GONE_OK)
 
 
 def plain_rule(*, add: bool, family: int, priority: int, table: int) -> Request:
