@@ -57,13 +57,17 @@ def reference(n: int, peers: int) -> float:
         sh(f"ip -n {ns} link add mnvx{VNI} type vxlan id {VNI} local 172.31.0.1 dstport 4789 nolearning dev uplink0")
         sh(f"ip -n {ns} link set mnvx{VNI} up")
         table = table_for_vni(VNI)
-        with tempfile.NamedTemporaryFile("w", suffix=".ip", delete=False) as ipf, \
-             tempfile.NamedTemporaryFile("w", suffix=".br", delete=False) as brf:
+        with (
+            tempfile.NamedTemporaryFile("w", suffix=".ip", delete=False) as ipf,
+            tempfile.NamedTemporaryFile("w", suffix=".br", delete=False) as brf,
+        ):
             for p in range(peers):
-                ipf.write(f"neigh replace {peer_nexthop(f'peer{p}')} lladdr {vtep_mac(f'peer{p}', VNI)} "
-                          f"dev mnvx{VNI} nud permanent\n")
-                brf.write(f"fdb append {vtep_mac(f'peer{p}', VNI)} dev mnvx{VNI} dst 172.31.{1 + p // 250}.{p % 250 + 2}"
-                          " self permanent\n")
+                ipf.write(
+                    f"neigh replace {peer_nexthop(f'peer{p}')} lladdr {vtep_mac(f'peer{p}', VNI)} "
+                    f"dev mnvx{VNI} nud permanent\n"
+                )
+                dst = f"172.31.{1 + p // 250}.{p % 250 + 2}"
+                brf.write(f"fdb append {vtep_mac(f'peer{p}', VNI)} dev mnvx{VNI} dst {dst} self permanent\n")
             for ip, peer in remotes(n, peers):
                 ipf.write(f"route replace {ip}/32 via inet6 {peer_nexthop(peer)} dev mnvx{VNI} onlink table {table}\n")
         start = time.perf_counter()
@@ -84,8 +88,16 @@ def snapshot(n: int, peers: int) -> agent_pb2.DesiredStateUpdate:
     for p in range(peers):
         update.nodes.append(catalog_pb2.Node(name=f"peer{p}", underlay_ip=f"172.31.{1 + p // 250}.{p % 250 + 2}"))
     for i, (ip, peer) in enumerate(remotes(n, peers)):
-        update.interfaces.append(catalog_pb2.PodInterface(network="bulk", container_id=f"c{i}", ifname="eth1",
-                                                          netns=f"/run/netns/x{i}", node=peer, ips=[f"{ip}/32"]))
+        update.interfaces.append(
+            catalog_pb2.PodInterface(
+                network="bulk",
+                container_id=f"c{i}",
+                ifname="eth1",
+                netns=f"/run/netns/x{i}",
+                node=peer,
+                ips=[f"{ip}/32"],
+            )
+        )
     return update
 
 
@@ -109,8 +121,12 @@ def multinet(n: int, peers: int) -> tuple[float, int]:
                 return elapsed, report.added
 
             result = asyncio.run(join())
-        routes = subprocess.run(f"ip -n {ns} route show table {table_for_vni(VNI)} | grep -c via", shell=True,
-                                capture_output=True, text=True).stdout.strip()
+        routes = subprocess.run(
+            f"ip -n {ns} route show table {table_for_vni(VNI)} | grep -c via",
+            shell=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         if int(routes) != n:
             raise SystemExit(f"expected {n} routes, found {routes}")
         return result
@@ -134,8 +150,10 @@ def main() -> None:
         "ratio": round(ref / ours, 2),
     }
     print(json.dumps(report, indent=2))
-    print(f"bulk: multinet {report['multinet_routes_per_s']}/s vs ip -batch {report['ip_batch_routes_per_s']}/s:"
-          f" ratio {report['ratio']} (target >= 0.5)")
+    print(
+        f"bulk: multinet {report['multinet_routes_per_s']}/s vs ip -batch {report['ip_batch_routes_per_s']}/s:"
+        f" ratio {report['ratio']} (target >= 0.5)"
+    )
 
 
 if __name__ == "__main__":

@@ -78,9 +78,11 @@ def main():
                 break
             chunks.append(chunk)
     except OSError as exc:
+        # STATUS answers availability (50: ADD would fail); every other command may simply be retried (11)
         error(
-            11,
-            f"cannot reach multinet at {path} ({exc.strerror or exc}): is `multinetctl up` running?",
+            50 if command == "STATUS" else 11,
+            f"cannot reach multinet at {path} ({exc.strerror or exc}): it is not running, or not yet in sync "
+            "with its catalog (the socket opens once it is); try again later, and check `multinetctl up`",
             version if version in VERSIONS else VERSIONS[-1],
         )
     finally:
@@ -89,7 +91,7 @@ def main():
     head, _, body = answer.partition(b"\n")
     if not head.isdigit():
         error(
-            11,
+            50 if command == "STATUS" else 11,
             f"multinet at {path} closed the connection without an answer: try again",
             version if version in VERSIONS else VERSIONS[-1],
         )

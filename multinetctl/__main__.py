@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lab"]:  # the lab has its own parser (its options come before its sub-command)
+        from .lab.cli import lab
+
+        return lab(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "up":
         from .embedded import up

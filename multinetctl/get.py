@@ -1,4 +1,7 @@
-"""`get`: tables (or JSON) of networks, attachment definitions, pod interfaces, nodes, reservations, agent."""
+"""`get`: tables (or JSON) of networks, attachment definitions, pods, nodes, reservations, agent.
+
+`get pods` lists one row per pod interface; `-o json` gives one entry per pod with its Network Plumbing WG
+`k8s.v1.cni.cncf.io/network-status` list (what a controller publishes as the pod's annotation)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from google.protobuf.json_format import MessageToDict
 from multinet.v1 import agent_pb2, agent_pb2_grpc, catalog_pb2, catalog_pb2_grpc, ipam_pb2, ipam_pb2_grpc
 
 from services.common.paths import InstancePaths, unix_target
-from services.netmgr.catalog.status import network_status
+from services.netmgr.catalog.status import pod_key, pods_status
 
 from .client import explain, netmgr_target, open_channel
 
@@ -66,7 +69,9 @@ async def _fetch(target: str, args: argparse.Namespace) -> list[dict[str, Any]]:
             ]
         if args.kind == "pods":
             pods = await catalog_pb2_grpc.CatalogStub(channel).ListPodInterfaces(listing, timeout=10)
-            return [_pod_row(i) for i in pods.interfaces]
+            if args.output == "json":
+                return _pods_json(pods.interfaces)
+            return [_pod_row(i) for i in sorted(pods.interfaces, key=lambda i: (pod_key(i), i.revision))]
         if args.kind == "nodes":
             nodes = await catalog_pb2_grpc.CatalogStub(channel).ListNodes(listing, timeout=10)
             return [{"name": n.name, "underlay": n.underlay_ip or "-"} for n in nodes.nodes]
@@ -88,6 +93,29 @@ async def _fetch(target: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         return [MessageToDict(state, preserving_proto_field_name=True)]
 
 
+def _pods_json(interfaces: Sequence[catalog_pb2.PodInterface]) -> list[dict[str, Any]]:
+    """Per pod: its network-status list, plus multinet's own view of each interface (network, node side)."""
+    pods = pods_status(interfaces)
+    by_pod: dict[tuple[str, str, str], list[catalog_pb2.PodInterface]] = {}
+    for iface in interfaces:
+        by_pod.setdefault(pod_key(iface), []).append(iface)
+    for pod in pods:
+        ifaces = sorted(by_pod[(pod["namespace"], pod["name"], pod["uid"])], key=lambda i: (i.revision, i.ifname))
+        pod["interfaces"] = [
+            {
+                "network": i.network,
+                "interface": i.ifname,
+                "ips": list(i.ips),
+                "mac": i.mac,
+                "container_id": i.container_id,
+                "node": i.node,
+                "host_interface": i.host_ifname,
+            }
+            for i in ifaces
+        ]
+    return pods
+
+
 def _pod_row(iface: catalog_pb2.PodInterface) -> dict[str, Any]:
     if iface.pod.name:
         pod = f"{iface.pod.namespace}/{iface.pod.name}" if iface.pod.namespace else iface.pod.name
@@ -98,8 +126,8 @@ def _pod_row(iface: catalog_pb2.PodInterface) -> dict[str, Any]:
         "network": iface.network,
         "interface": iface.ifname,
         "ips": ",".join(iface.ips),
+        "mac": iface.mac,
         "node": iface.node,
-        "network-status": network_status(iface),
     }
 
 

@@ -22,6 +22,7 @@ from .client import explain, netmgr_target, open_channel
 SHIM_SOURCE = Path(__file__).resolve().parent.parent / "cni" / "multinet.py"
 # plugin types in a seed-style NAD that stand for "the multinet interface" (Calico/VPP's multinet used calico)
 REPLACED_TYPES = {"calico", "multinet"}
+CNI_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # what the `multinet` executable answers to VERSION
 
 
 def install_cni(args: argparse.Namespace) -> int:
@@ -87,7 +88,13 @@ def conflist(att: catalog_pb2.AttachmentDefinition, socket: Path, default_versio
             ours["type"] = "multinet"
         elif isinstance(plugin.get("type"), str):
             chain.append(plugin)  # e.g. tuning, portmap, bandwidth after us
-    return {"cniVersion": version or default_version, "name": att.name, "plugins": [ours, *chain]}
+    out: dict[str, Any] = {"cniVersion": version or default_version, "name": att.name}
+    if not chain:
+        # CNI 1.1: a runtime picks the highest version it shares with this list (older ones read cniVersion).
+        # Only when multinet is alone: a chained plugin may not know every version listed.
+        out["cniVersions"] = list(CNI_VERSIONS)
+    out["plugins"] = [ours, *chain]
+    return out
 
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:

@@ -30,6 +30,9 @@ CONTAINERS = {
     "blue-2": "network-blue-conf",
     "red-1": "network-red-conf",
     "red-2": "network-red-conf",
+    # "twin" is on blue and red through the seed's attachments: both networks give it the SAME address; replies
+    # follow the leg each connection came in on (conntrack mark in the pod -> that leg's routing table)
+    "twin": "network-blue-conf,network-red-conf",
     "both": "network-blue-conf,network-red-edge",
 }
 
@@ -154,9 +157,11 @@ class Demo:
 
     def address(self, name: str, network: str) -> str:
         """The address of container `name` on `network`, as the catalog recorded it."""
-        for row in json.loads(self.ctl("get", "pods", "-o", "json")):
-            if row["pod"].split("/")[-1] == name and row["network"] == network:
-                return str(row["ips"]).split("/")[0]
+        for pod in json.loads(self.ctl("get", "pods", "-o", "json")):
+            if pod["name"] == name:
+                for iface in pod["interfaces"]:
+                    if iface["network"] == network:
+                        return str(iface["ips"][0]).split("/")[0]
         raise RuntimeError(f"{name} has no address on {network}")
 
     def ask(self, client: str, address: str) -> str:
@@ -171,6 +176,8 @@ class Demo:
         print(f"blue-1 has {blue1} on blue; red-1 has {red1} on red" + (" — the same address" if blue1 == red1 else ""))
         both_blue, both_red = self.address("both", "blue"), self.address("both", "red")
         print(f"both has {both_blue} on blue and {both_red} on red")
+        twin_blue, twin_red = self.address("twin", "blue"), self.address("twin", "red")
+        print(f"twin has {twin_blue} on blue and {twin_red} on red" + (" — the same" if twin_blue == twin_red else ""))
         checks = [
             ("blue-2", blue1, "blue-1"),  # the address exists on both networks: blue reaches blue's owner
             ("red-2", red1, "red-1"),  # ... and red reaches red's owner
@@ -178,6 +185,8 @@ class Demo:
             ("red-1", both_red, "both"),
             ("blue-1", both_red, "(no answer)"),  # red's address of `both` is not reachable from blue
             ("red-1", both_blue, "(no answer)"),
+            ("blue-2", twin_blue, "twin"),  # the same address on both legs of one container: both networks
+            ("red-2", twin_red, "twin"),  # reach it, each through its own leg
         ]
         ok = True
         for client, address, expected in checks:

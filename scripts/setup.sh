@@ -7,7 +7,7 @@ ROOT=$(pwd)
 PY=${PYTHON:-python3}
 
 APT_PACKAGES=(iproute2 nftables podman runc containernetworking-plugins etcd-server etcd-client gobgpd bird2
-  golang-github-osrg-gobgp-dev iperf3 tcpdump busybox-static sqlite3 iputils-ping procps)
+  golang-github-osrg-gobgp-dev iperf3 tcpdump busybox-static sqlite3 iputils-ping procps iptables libnftables1)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

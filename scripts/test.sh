@@ -8,7 +8,7 @@ echo "== ruff"
 ruff check .
 ruff format --check services multinetctl tests bench scripts
 echo "== mypy --strict"
-mypy services multinetctl bench scripts
+mypy services multinetctl bench scripts tests
 echo "== pytest"
 python3 -m pytest -q "$@"
 echo "== leak check"

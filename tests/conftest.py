@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.netns", "tests.fixtures.traffic", "tests.fixtures.stack", "tests.fixtures.podman"]
+pytest_plugins = [
+    "tests.fixtures.netns",
+    "tests.fixtures.traffic",
+    "tests.fixtures.stack",
+    "tests.fixtures.podman",
+    "tests.fixtures.lab",
+]

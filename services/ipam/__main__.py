@@ -22,24 +22,29 @@ log = logging.getLogger("multinet.ipam")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    paths = InstancePaths.resolve()
     parser = argparse.ArgumentParser(prog="python -m services.ipam", description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default=unix_target(paths.socket("ipam")), help="unix:/path or host:port")
-    store = f"sqlite:{paths.state_dir / 'ipam.db'}"
-    parser.add_argument("--store", default=store, help="sqlite:PATH or etcd:URL[,URL][?prefix=/path/]")
+    parser.add_argument("--state-dir", help="instance directory (default: /var/lib/multinet + /run/multinet)")
+    parser.add_argument(
+        "--listen", action="append", help="unix:/path or host:port; repeatable (default: RUN/ipam.sock)"
+    )
+    parser.add_argument("--store", help="sqlite:PATH or etcd:URL[,URL][?prefix=/path/] (default: sqlite:STATE/ipam.db)")
     parser.add_argument("--catalog", default=None, help="netmgr's Catalog target, for reconciliation (optional)")
     parser.add_argument("--reconcile-interval", type=float, default=DEFAULT_RECONCILE_INTERVAL, metavar="S")
     parser.add_argument("--grace-period", type=float, default=DEFAULT_GRACE_PERIOD, metavar="S",
                         help="never release a reservation younger than this")  # fmt: skip
     parser.add_argument("--log-level", default="info")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    paths = InstancePaths.resolve(args.state_dir)
+    args.listen = args.listen or [unix_target(paths.socket("ipam"))]
+    args.store = args.store or f"sqlite:{paths.state_dir / 'ipam.db'}"
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:
     ipam = await build_ipam(args.store, args.catalog, reconcile_interval=args.reconcile_interval,
                             grace_period=args.grace_period)  # fmt: skip
     try:
-        server = await rpc.start_server([ipam.register], [args.listen])
+        server = await rpc.start_server([ipam.register], args.listen)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -63,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         telemetry.shutdown()
-        if args.listen.startswith("unix:"):
-            with contextlib.suppress(FileNotFoundError):
-                Path(args.listen.removeprefix("unix:")).unlink()
+        for address in args.listen:
+            if address.startswith("unix:"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(address.removeprefix("unix:")).unlink()
     return 0
 
 

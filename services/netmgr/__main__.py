@@ -43,13 +43,29 @@ def config_from(args: argparse.Namespace) -> NetmgrConfig:
     if "cni" in roles:
         cni = CniRole(
             node=args.node,
-            catalog_target=args.catalog or listen[0],
+            catalog_target=_catalog_target(args, roles, listen, paths),
             ipam_target=args.ipam or unix_target(paths.socket("ipam")),
             agent_target=args.agent or unix_target(paths.socket("agent")),
             local_socket=Path(args.cni_socket) if args.cni_socket else paths.cni_socket,
         )
     database = Path(args.database) if args.database else paths.database
     return NetmgrConfig(listen=listen, database=database if "catalog" in roles else None, cni=cni)
+
+
+def _catalog_target(args: argparse.Namespace, roles: set[str], listen: tuple[str, ...], paths: InstancePaths) -> str:
+    """Where the CNI role finds the catalog: --catalog; this process when it has the catalog role; else the
+    instance's netmgr socket — which must then not be this process's own address."""
+    if args.catalog:
+        return str(args.catalog)
+    if "catalog" in roles:
+        return listen[0]
+    target = unix_target(paths.socket("netmgr"))
+    if target in listen:
+        raise SystemExit(
+            "netmgr: --roles cni without the catalog role needs --catalog (the catalog's address), "
+            f"or --listen on another address than {target}"
+        )
+    return target
 
 
 def main(argv: Sequence[str]) -> int:

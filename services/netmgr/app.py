@@ -66,8 +66,17 @@ class NetmgrApp:
                 self._registered.append((address, servicer))
         if dispatcher is not None and self.config.cni is not None and self.view is not None:
             self._tasks.spawn("catalog-view", self.view.run())
+            if self.handler is not None:
+                self._tasks.spawn("pool-reporter", self.handler.pools.run())
             self._local = LocalTransport(dispatcher, self.config.cni.local_socket)
-            await self._local.start()
+            self._tasks.spawn("cni-socket", self._open_when_in_sync(self.view, self._local))
+
+    @staticmethod
+    async def _open_when_in_sync(view: CatalogView, transport: LocalTransport) -> None:
+        """The plugin's socket appears once the front door holds the catalog: its existence means "ready" (until
+        then the plugin answers "try again later", code 11, as it does when nothing listens)."""
+        await view.synced.wait()
+        await transport.start()
 
     def _build_cni(self) -> Dispatcher:
         role = self.config.cni

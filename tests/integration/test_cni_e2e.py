@@ -6,29 +6,20 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 import pytest
 
 from tests.fixtures.netns import Namespaces, sh
-from tests.fixtures.stack import SEED, Stack
+from tests.fixtures.stack import SEED, Stack, node_leftovers
 from tests.fixtures.traffic import Servers, ask
 
 pytestmark = pytest.mark.integration
 
 
-def node_leftovers(stack: Stack) -> list[str]:
-    """Agent-owned kernel objects in the node besides the networks' own unreachable defaults."""
-    found = [line for line in sh(f"ip -n {stack.node_ns} -br link").stdout.splitlines() if line.startswith("mn")]
-    found += [line for line in sh(f"ip -n {stack.node_ns} rule").stdout.splitlines() if "proto 109" in line]
-    for family in ("-4", "-6"):
-        routes = json.loads(sh(f"ip {family} -n {stack.node_ns} -j route show table all").stdout or "[]")
-        found += [str(r) for r in routes if r.get("protocol") == "109" and r.get("type") != "unreachable"]
-    return found
-
-
 def add(
     stack: Stack, netns: Namespaces, attachment: str, pod: str, ifname: str = "eth1", **conf_extra: object
-) -> tuple[int, dict[str, object]]:
+) -> tuple[int, Any]:
     conf = stack.plugin_config(attachment) | conf_extra
     return stack.cni("ADD", conf, container_id=f"ctr-{pod}", netns=netns.path(pod), ifname=ifname)
 
@@ -148,7 +139,7 @@ def test_overlapping_addresses_are_isolated_per_network(stack: Stack, netns: Nam
     for name, ns in pods.items():
         status, result = add(stack, netns, f"network-{name[:-1]}-conf", ns)
         assert status == 0, result
-        addresses[name] = result["ips"][0]["address"].split("/")[0]  # type: ignore[index]
+        addresses[name] = result["ips"][0]["address"].split("/")[0]
         whoami.start(ns, name)
     # the two networks allocate independently: the same addresses exist on both
     assert addresses["blue1"] == addresses["red1"]

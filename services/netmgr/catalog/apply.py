@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from multinet.v1 import catalog_pb2, events_pb2
 
-from . import validate
+from . import pools, validate
 from .store import CatalogStore, Change
 from .validate import IpamParser
 
@@ -95,5 +95,6 @@ def plan_delete(store: CatalogStore, request: catalog_pb2.DeleteRequest) -> tupl
             if ikey[0] == name:
                 changes.append(Change("interfaces", ikey, None, E.POD_DETACHED, iface))
         changes.append(Change("networks", (name,), None, E.NETWORK_REMOVED, current_net))
+        changes.extend(pools.forget(store, name))
         deleted.append(f"network/{name}")
     return changes, deleted

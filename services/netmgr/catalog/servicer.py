@@ -19,7 +19,7 @@ from services.common import validate as fields
 from services.common.rpc import Context, ServiceError, abort, invalid
 from services.common.whereabouts import parse_ipam_block
 
-from . import apply, streams
+from . import apply, pools, streams
 from .store import CatalogStore, Change
 from .validate import ObjectError
 
@@ -145,6 +145,22 @@ class CatalogServicer(
             return catalog_pb2.ForgetInterfaceResponse(existed=False, revision=self.store.revision)
         revision = self.store.commit([Change("interfaces", key, None, E.POD_DETACHED, current)])
         return catalog_pb2.ForgetInterfaceResponse(existed=True, revision=revision)
+
+    async def ReportPoolUsage(
+        self, request: catalog_pb2.ReportPoolUsageRequest, context: Context
+    ) -> catalog_pb2.ReportPoolUsageResponse:
+        usage = request.usage
+        if usage.reserved > usage.size:
+            await abort(context, invalid(f"usage.reserved: {usage.reserved} is more than usage.size {usage.size}"))
+        change = pools.plan_report(self.store, usage)
+        if change is None:
+            return catalog_pb2.ReportPoolUsageResponse(changed=False, revision=self.store.revision)
+        revision = self.store.commit([change])
+        log.info(
+            "pool pressure",
+            extra={"network": usage.network, "reserved": usage.reserved, "size": usage.size, "revision": revision},
+        )
+        return catalog_pb2.ReportPoolUsageResponse(changed=True, revision=revision)
 
     # --------------------------------------------------------------------------------------- streams
     async def Watch(

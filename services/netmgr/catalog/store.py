@@ -35,6 +35,7 @@ create table if not exists interfaces (network text, container_id text, ifname t
   primary key (network, container_id, ifname));
 create table if not exists nodes (name text primary key, data blob not null);
 create table if not exists events (revision integer primary key, data blob not null);
+create table if not exists pools (network text primary key, data blob not null);
 """
 
 
@@ -45,7 +46,7 @@ class Change:
     table: str
     key: tuple[str, ...]
     obj: Message | None
-    event_type: int
+    event_type: int  # EVENT_TYPE_UNSPECIFIED: bookkeeping only, no revision and no event (see commit)
     previous: Message | None = None  # on deletes: the object as it was, carried by the event
 
 
@@ -60,6 +61,7 @@ class CatalogStore:
         self.attachments: dict[AttachmentKey, catalog_pb2.AttachmentDefinition] = {}
         self.interfaces: dict[InterfaceKey, catalog_pb2.PodInterface] = {}
         self.nodes: dict[str, catalog_pb2.Node] = {}
+        self.pools: dict[str, events_pb2.PoolPressure] = {}  # last pressure level reported per network
         self.revision = 0
         self._recent: deque[events_pb2.Event] = deque(maxlen=MEMORY_EVENTS)
         self._bumped = asyncio.Event()
@@ -84,18 +86,25 @@ class CatalogStore:
         for (data,) in self._db.execute("select data from nodes"):
             node = catalog_pb2.Node.FromString(data)
             self.nodes[node.name] = node
+        for (data,) in self._db.execute("select data from pools"):
+            pool = events_pb2.PoolPressure.FromString(data)
+            self.pools[pool.network] = pool
         rows = self._db.execute("select data from events order by revision desc limit ?", (MEMORY_EVENTS,))
         self._recent.extend(reversed([events_pb2.Event.FromString(d) for (d,) in rows]))
 
     # ------------------------------------------------------------------------------------------------ writing
     def commit(self, changes: Sequence[Change]) -> int:
-        """Write all changes atomically; returns the new revision."""
+        """Write all changes atomically; returns the new revision. Each change gets the next revision and an
+        event, except bookkeeping ones (event type unspecified: a deleted network's pool level)."""
         if not changes:
             return self.revision
         revision = self.revision
         events = []
         with self._transaction():
             for change in changes:
+                if change.event_type == events_pb2.EVENT_TYPE_UNSPECIFIED:
+                    self._write_row(change)
+                    continue
                 revision += 1
                 if change.obj is not None:
                     _set_revision(change.obj, revision)
@@ -104,7 +113,7 @@ class CatalogStore:
                 events.append(event)
                 self._db.execute("insert into events values (?, ?)", (revision, event.SerializeToString()))
             self._db.execute("insert or replace into meta values ('revision', ?)", (revision,))
-            if revision % 1000 < len(changes):
+            if events and revision % 1000 < len(events):
                 self._db.execute("delete from events where revision <= ?", (revision - KEPT_EVENTS,))
         for change in changes:
             self._apply_memory(change)
@@ -178,6 +187,7 @@ _KEY_COLUMNS = {
     "attachments": ("namespace", "name"),
     "interfaces": ("network", "container_id", "ifname"),
     "nodes": ("name",),
+    "pools": ("network",),
 }
 
 
@@ -194,6 +204,8 @@ def _event(change: Change, revision: int) -> events_pb2.Event:
         event.attachment.CopyFrom(obj or catalog_pb2.AttachmentDefinition(namespace=change.key[0], name=change.key[1]))
     elif isinstance(obj, catalog_pb2.Node) or (obj is None and change.table == "nodes"):
         event.node.CopyFrom(obj or catalog_pb2.Node(name=change.key[0]))
+    elif isinstance(obj, events_pb2.PoolPressure):
+        event.pool.CopyFrom(obj)
     elif change.table == "interfaces":
         iface = obj if isinstance(obj, catalog_pb2.PodInterface) else catalog_pb2.PodInterface()
         if obj is None:

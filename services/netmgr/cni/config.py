@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -10,11 +9,12 @@ from typing import Any
 
 from ..netconf import network_name_of
 from .errors import CniFailure, Code
+from .requests import Requests, parse_requests
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST = "1.1.0"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 # the first spec version that knows each command
 _COMMAND_SINCE = {"CHECK": (0, 4, 0), "GC": (1, 1, 0), "STATUS": (1, 1, 0)}
 
@@ -25,8 +25,7 @@ class NetConf:
     name: str
     network: str | None
     raw: dict[str, Any]
-    requested_ips: tuple[str, ...] = ()
-    requested_mac: str = ""
+    requests: Requests = field(default_factory=Requests)
     prev_result: dict[str, Any] | None = None
     valid_attachments: tuple[tuple[str, str], ...] = ()
     dns: dict[str, Any] = field(default_factory=dict)
@@ -47,20 +46,49 @@ def decode(stdin: bytes) -> dict[str, Any]:
 
 
 def requested_version(raw: dict[str, Any]) -> str:
-    version = raw.get("cniVersion", "")
-    if not isinstance(version, str) or not version:
+    """`cniVersion`, or (CNI 1.1) the highest version of `cniVersions` that multinet supports. A runtime resolves
+    `cniVersions` itself and passes the chosen `cniVersion`, which then wins; a config carrying only the list
+    (written by hand, or by a runtime that passes it through) gets the highest common version."""
+    version = raw.get("cniVersion")
+    versions = _cni_versions(raw)
+    if version is not None and not isinstance(version, str):
+        raise CniFailure(Code.INVALID_CONFIG, f'cniVersion must be a string such as "1.0.0", got {version!r}')
+    if version:
+        if version not in SUPPORTED_VERSIONS:
+            raise CniFailure(
+                Code.INCOMPATIBLE_VERSION,
+                f"CNI version {version} is not supported",
+                f"multinet supports {', '.join(SUPPORTED_VERSIONS)}",
+            )
+        return version
+    if versions is None:
         raise CniFailure(
             Code.INVALID_CONFIG,
             "cniVersion is missing from the network configuration",
             f"use one of {', '.join(SUPPORTED_VERSIONS)}",
         )
-    if version not in SUPPORTED_VERSIONS:
+    common = [v for v in versions if v in SUPPORTED_VERSIONS]
+    if not common:
         raise CniFailure(
             Code.INCOMPATIBLE_VERSION,
-            f"CNI version {version} is not supported",
+            f"none of cniVersions {versions} is supported",
             f"multinet supports {', '.join(SUPPORTED_VERSIONS)}",
         )
-    return version
+    return max(common, key=version_tuple)
+
+
+def _cni_versions(raw: dict[str, Any]) -> list[str] | None:
+    versions = raw.get("cniVersions")
+    if versions is None:
+        return None
+    if not isinstance(versions, list) or not versions or not all(isinstance(v, str) for v in versions):
+        raise CniFailure(
+            Code.INVALID_CONFIG, f"cniVersions must be a non-empty list of version strings, got {versions!r}"
+        )
+    for v in versions:
+        if not _VERSION.match(v):
+            raise CniFailure(Code.INVALID_CONFIG, f'cniVersions: {v!r} is not a version such as "1.1.0"')
+    return list(versions)
 
 
 def parse(stdin: bytes, command: str) -> NetConf:
@@ -77,14 +105,20 @@ def parse(stdin: bytes, command: str) -> NetConf:
             f"network name {name!r} is invalid",
             "name must start with a letter or digit, followed by letters, digits, '_', '.' or '-'",
         )
+    prev_result = _object_or_none(raw, "prevResult")
+    if command == "CHECK" and prev_result is None:
+        raise CniFailure(
+            Code.INVALID_CONFIG,
+            "CHECK needs prevResult in the network configuration",
+            "pass the result of the preceding ADD as prevResult (SPEC.md: CHECK)",
+        )
     return NetConf(
         cni_version=version,
         name=name,
         network=_network(raw),
         raw=raw,
-        requested_ips=_requested_ips(raw),
-        requested_mac=_requested_mac(raw),
-        prev_result=_object_or_none(raw, "prevResult"),
+        requests=parse_requests(raw) if command in ("ADD", "CHECK") else Requests(),
+        prev_result=prev_result,
         valid_attachments=_valid_attachments(raw) if command == "GC" else (),
         dns=_object_or_none(raw, "dns") or {},
     )
@@ -106,54 +140,21 @@ def _object_or_none(raw: dict[str, Any], key: str) -> dict[str, Any] | None:
     return value
 
 
-def _runtime_and_args(raw: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Where conventions put per-container requests: runtimeConfig (capabilities) and args.cni."""
-    sources = []
-    runtime = raw.get("runtimeConfig")
-    if isinstance(runtime, dict):
-        sources.append(("runtimeConfig", runtime))
-    args = raw.get("args")
-    if isinstance(args, dict) and isinstance(args.get("cni"), dict):
-        sources.append(("args.cni", args["cni"]))
-    return sources
-
-
-def _requested_ips(raw: dict[str, Any]) -> tuple[str, ...]:
-    found: list[str] = []
-    for where, source in _runtime_and_args(raw):
-        ips = source.get("ips")
-        if ips is None:
-            continue
-        if not isinstance(ips, list) or not all(isinstance(ip, str) for ip in ips):
-            raise CniFailure(Code.INVALID_CONFIG, f"{where}.ips must be a list of addresses")
-        for ip in ips:
-            try:
-                found.append(str(ipaddress.ip_interface(ip).ip))
-            except ValueError:
-                raise CniFailure(Code.INVALID_CONFIG, f"{where}.ips: {ip!r} is not an IP address") from None
-    return tuple(dict.fromkeys(found))
-
-
-def _requested_mac(raw: dict[str, Any]) -> str:
-    for where, source in _runtime_and_args(raw):
-        mac = source.get("mac")
-        if mac is None:
-            continue
-        if not isinstance(mac, str) or not _MAC.match(mac):
-            raise CniFailure(Code.INVALID_CONFIG, f"{where}.mac {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
-        if int(mac[:2], 16) & 1:
-            raise CniFailure(Code.INVALID_CONFIG, f"{where}.mac {mac} is a multicast address")
-        return mac.lower()
-    return ""
-
-
 def _valid_attachments(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     entries = raw.get("cni.dev/valid-attachments", raw.get("cni.dev/attachments", []))
     if not isinstance(entries, list):
-        raise CniFailure(Code.INVALID_CONFIG, "cni.dev/valid-attachments must be a list")
+        raise CniFailure(
+            Code.INVALID_CONFIG, "cni.dev/valid-attachments must be a list of {containerID, ifname} objects"
+        )
     out = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("containerID"), str):
-            raise CniFailure(Code.INVALID_CONFIG, f"cni.dev/valid-attachments[{i}] needs containerID and ifname")
-        out.append((entry["containerID"], str(entry.get("ifname", ""))))
+            raise CniFailure(
+                Code.INVALID_CONFIG,
+                f"cni.dev/valid-attachments[{i}] needs containerID and ifname, got {entry!r}",
+            )
+        ifname = entry.get("ifname", "")  # missing: every attachment of the container is valid (GC keeps more)
+        if not isinstance(ifname, str):
+            raise CniFailure(Code.INVALID_CONFIG, f"cni.dev/valid-attachments[{i}].ifname must be a string")
+        out.append((entry["containerID"], ifname))
     return tuple(out)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,9 +21,10 @@ from .config import NetConf
 from .env import CniEnv
 from .errors import CniFailure, Code
 from .ipam_config import IpamConfigs
-from .result import add_result
+from .pools import PoolReporter
+from .result import add_result, dns_of
 from .routes import GATEWAYS, pod_routes
-from .view import CatalogView
+from .view import CatalogView, Resolved
 
 log = logging.getLogger("multinet.netmgr.cni")
 _tracer = tracer("multinet.netmgr.cni")
@@ -52,99 +53,131 @@ class CniHandler:
         self.node = node
         self.locks = KeyLocks()
         self.ipam_configs = IpamConfigs()
+        self.pools = PoolReporter(backends)
 
-    def network(self, env: CniEnv, conf: NetConf) -> catalog_pb2.Network:
+    def require_sync(self) -> None:
         if not self.view.in_sync:
-            raise CniFailure(Code.TRY_AGAIN_LATER, "multinet is starting and not yet in sync with its catalog")
-        net = self.view.network_for(conf.network, conf.name)
-        if net is None:
-            named = conf.network or f"attachment {conf.name!r}"
+            raise CniFailure(
+                Code.TRY_AGAIN_LATER,
+                "multinet is starting and not yet in sync with its catalog, try again later",
+                f"catalog: {self.view.last_error}",
+            )
+
+    def resolve(self, env: CniEnv, conf: NetConf) -> Resolved:
+        self.require_sync()
+        resolved = self.view.resolve(conf.network, conf.name, env.pod_namespace)
+        if resolved is None:
+            named = f"network {conf.network!r}" if conf.network else f"attachment {conf.name!r}"
             known = ", ".join(sorted(self.view.networks)) or "none"
             raise CniFailure(
                 Code.INVALID_CONFIG,
-                f"unknown network {named}",
-                f"apply a Network (and its NetworkAttachmentDefinition) first; known networks: {known}",
+                f"unknown {named}",
+                f"apply the Network and its NetworkAttachmentDefinition first; known networks: {known}",
             )
-        return net
+        return resolved
+
+    def network(self, env: CniEnv, conf: NetConf) -> catalog_pb2.Network:
+        return self.resolve(env, conf).network
 
     # ------------------------------------------------------------------------------------------------ ADD
     async def add(self, env: CniEnv, conf: NetConf) -> dict[str, Any]:
-        net = self.network(env, conf)
+        resolved = self.resolve(env, conf)
+        net = resolved.network
         ipam_config = self.ipam_configs.get(conf, net)
         span = trace.get_current_span()
         span.set_attributes({"cni.network": net.name, "cni.container_id": env.container_id, "cni.ifname": env.ifname})
         async with self.locks.hold((net.name, env.container_id, env.ifname)):
-            owner = ipam_pb2.Owner(container_id=env.container_id, ifname=env.ifname, pod_ref=_pod_ref(env))
-            with _tracer.start_as_current_span("ipam.allocate"):
-                allocation = await call(
-                    "ipam",
-                    self.backends.ipam.Allocate(
-                        ipam_pb2.AllocateRequest(
-                            network=net.name,
-                            config=ipam_config,
-                            owner=owner,
-                            requested_ips=list(conf.requested_ips or env.requested_ips()),
-                        ),
-                        timeout=DEADLINE_S,
-                    ),
-                    {
-                        GC.RESOURCE_EXHAUSTED: Code.POOL_EXHAUSTED,
-                        GC.ALREADY_EXISTS: Code.ADDRESS_UNAVAILABLE,
-                        GC.OUT_OF_RANGE: Code.ADDRESS_UNAVAILABLE,
-                    },
-                )
-            iface = self._interface(env, conf, net, ipam_config, allocation)
             try:
-                with _tracer.start_as_current_span("agent.attach"):
-                    reply = await call(
-                        "agent",
-                        self.backends.agent.Attach(
-                            agent_pb2.AttachRequest(interface=iface, network=net), timeout=DEADLINE_S
-                        ),
-                        {GC.NOT_FOUND: Code.CONTAINER_UNKNOWN, GC.ALREADY_EXISTS: Code.INTERFACE_EXISTS},
-                    )
-                iface.host_ifname, iface.mac, iface.mtu = reply.host_ifname, reply.mac, reply.mtu
-                with _tracer.start_as_current_span("catalog.record"):
-                    await call(
-                        "catalog",
-                        self.backends.catalog.RecordInterface(
-                            catalog_pb2.RecordInterfaceRequest(interface=iface), timeout=DEADLINE_S
-                        ),
-                    )
-            except BaseException as exc:
-                await self._rollback(env, net.name, owner, attached=not _interface_exists(exc))
-                raise
+                iface = await self._add(env, conf, resolved, ipam_config)
+            finally:
+                self.pools.poke(net.name, ipam_config)  # measured once this call is over, whatever its outcome
         log.info(
             "attached",
             extra={"network": net.name, "container_id": env.container_id, "ifname": env.ifname, "ips": list(iface.ips)},
         )
-        return add_result(conf.cni_version, iface, conf.dns, conf.prev_result)
+        return add_result(conf.cni_version, iface, conf.prev_result)
+
+    async def _add(
+        self, env: CniEnv, conf: NetConf, resolved: Resolved, ipam_config: catalog_pb2.IpamConfig
+    ) -> catalog_pb2.PodInterface:
+        """IPAM allocate, agent attach, catalog record; any failure after the allocation rolls everything back."""
+        net = resolved.network
+        owner = ipam_pb2.Owner(container_id=env.container_id, ifname=env.ifname, pod_ref=_pod_ref(env))
+        with _tracer.start_as_current_span("ipam.allocate"):
+            allocation = await call(
+                "ipam",
+                self.backends.ipam.Allocate(
+                    ipam_pb2.AllocateRequest(
+                        network=net.name,
+                        config=ipam_config,
+                        owner=owner,
+                        requested_ips=list(conf.requests.ips or env.requested_ips()),
+                    ),
+                    timeout=DEADLINE_S,
+                ),
+                {
+                    GC.RESOURCE_EXHAUSTED: Code.POOL_EXHAUSTED,
+                    GC.ALREADY_EXISTS: Code.ADDRESS_UNAVAILABLE,
+                    GC.OUT_OF_RANGE: Code.ADDRESS_UNAVAILABLE,
+                },
+            )
+        try:
+            iface = self._interface(env, conf, resolved, ipam_config, allocation)
+            with _tracer.start_as_current_span("agent.attach"):
+                reply = await call(
+                    "agent",
+                    self.backends.agent.Attach(
+                        agent_pb2.AttachRequest(interface=iface, network=net), timeout=DEADLINE_S
+                    ),
+                    {GC.NOT_FOUND: Code.CONTAINER_UNKNOWN, GC.ALREADY_EXISTS: Code.INTERFACE_EXISTS},
+                )
+            if iface.mac and reply.mac.lower() != iface.mac:
+                raise CniFailure(
+                    Code.DATAPLANE_FAILURE, f"the node agent set MAC {reply.mac} instead of the requested {iface.mac}"
+                )
+            iface.host_ifname, iface.mac, iface.mtu = reply.host_ifname, reply.mac, reply.mtu
+            with _tracer.start_as_current_span("catalog.record"):
+                await call(
+                    "catalog",
+                    self.backends.catalog.RecordInterface(
+                        catalog_pb2.RecordInterfaceRequest(interface=iface), timeout=DEADLINE_S
+                    ),
+                )
+        except BaseException as exc:
+            await self._rollback(env, net.name, owner, attached=not _interface_exists(exc))
+            raise
+        return iface
 
     def _interface(
         self,
         env: CniEnv,
         conf: NetConf,
-        net: catalog_pb2.Network,
+        resolved: Resolved,
         ipam_config: catalog_pb2.IpamConfig,
         allocation: ipam_pb2.AllocateResponse,
     ) -> catalog_pb2.PodInterface:
+        net, att = resolved.network, resolved.attachment
         ips = [_host_prefix(a.address) for a in allocation.allocations]
         families = {4 if ":" not in ip else 6 for ip in ips}
+        requests = conf.requests
+        default_families = (requests.default_route_families or families) & families if requests.default_route else set()
         iface = catalog_pb2.PodInterface(
             network=net.name,
-            attachment=conf.name,
+            attachment=att.name if att is not None else conf.name,
+            attachment_namespace=att.namespace if att is not None else "",
             container_id=env.container_id,
             ifname=env.ifname,
             netns=env.netns,
             node=self.node,
             ips=ips,
-            mac=conf.requested_mac or env.requested_mac(),
+            mac=requests.mac or env.requested_mac(),
             mtu=net.mtu,
             pod=catalog_pb2.PodRef(namespace=env.pod_namespace, name=env.pod_name, uid=env.pod_uid),
-            default_route=_wants_default_route(conf),
+            default_route=bool(default_families),
             gateways=[GATEWAYS[4 if ":" not in ip else 6] for ip in ips],
         )
-        iface.routes.extend(pod_routes(net, ipam_config, families, iface.default_route))
+        iface.dns.CopyFrom(dns_of(conf.dns, ipam_config))
+        iface.routes.extend(pod_routes(net, ipam_config, families, default_families))
         return iface
 
     async def _rollback(self, env: CniEnv, network: str, owner: ipam_pb2.Owner, *, attached: bool) -> None:
@@ -189,20 +222,13 @@ class CniHandler:
                 )
 
     # ------------------------------------------------------------------------------------------------ DEL
-    async def delete(self, env: CniEnv, conf: NetConf) -> None:
-        """Idempotent: succeeds when nothing is left, also when the netns or the network are already gone."""
-        for network in self._networks_for_delete(env, conf):
+    async def delete(self, env: CniEnv, conf: NetConf, networks: Sequence[str] | None = None) -> None:
+        """Idempotent: succeeds when nothing is left, also when the netns or the network are already gone.
+        `networks`: exactly these (GC); by default the config's network and any other holding this key."""
+        for network in networks if networks is not None else self._networks_for_delete(env, conf):
             async with self.locks.hold((network, env.container_id, env.ifname)):
                 owner = ipam_pb2.Owner(container_id=env.container_id, ifname=env.ifname)
-                await call(
-                    "agent",
-                    self.backends.agent.Detach(
-                        agent_pb2.DetachRequest(
-                            network=network, container_id=env.container_id, ifname=env.ifname, netns=env.netns
-                        ),
-                        timeout=DEADLINE_S,
-                    ),
-                )
+                await self._detach_on_agent(env, network)
                 await call(
                     "ipam",
                     self.backends.ipam.Release(
@@ -218,12 +244,28 @@ class CniHandler:
                         timeout=DEADLINE_S,
                     ),
                 )
+                self.pools.poke(network)
         log.info("detached", extra={"container_id": env.container_id, "ifname": env.ifname})
 
+    async def _detach_on_agent(self, env: CniEnv, network: str) -> None:
+        """An unreachable agent does not fail DEL: once the record is gone, the agent removes the port when it is
+        back (level-triggered), so the address and the record must not stay held for a pod that is gone."""
+        request = agent_pb2.DetachRequest(
+            network=network, container_id=env.container_id, ifname=env.ifname, netns=env.netns
+        )
+        try:
+            await call("agent", self.backends.agent.Detach(request, timeout=DEADLINE_S))
+        except CniFailure as failure:
+            if failure.code != Code.TRY_AGAIN_LATER:
+                raise
+            log.warning(
+                "agent unreachable during DEL: it will converge when back",
+                extra={"network": network, "container_id": env.container_id, "details": failure.details},
+            )
+
     def _networks_for_delete(self, env: CniEnv, conf: NetConf) -> list[str]:
-        if not self.view.in_sync:
-            raise CniFailure(Code.TRY_AGAIN_LATER, "multinet is starting and not yet in sync with its catalog")
-        net = self.view.network_for(conf.network, conf.name)
+        self.require_sync()
+        net = self.view.network_for(conf.network, conf.name, env.pod_namespace)
         names = {net.name} if net is not None else set()
         if conf.network:
             names.add(conf.network)  # the network may be gone from the catalog; its leftovers are not
@@ -242,12 +284,3 @@ def _host_prefix(address: str) -> str:
 
 def _pod_ref(env: CniEnv) -> str:
     return f"{env.pod_namespace}/{env.pod_name}" if env.pod_name else ""
-
-
-def _wants_default_route(conf: NetConf) -> bool:
-    for source in (conf.raw, conf.raw.get("runtimeConfig") or {}, (conf.raw.get("args") or {}).get("cni") or {}):
-        if isinstance(source, dict):
-            value = source.get("default_route", source.get("default-route"))
-            if value:
-                return True
-    return False

@@ -5,6 +5,7 @@ point-to-point with the node, which does the routing (a `gw` in an IPAM route wo
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Collection
 
 from multinet.v1 import catalog_pb2
 
@@ -13,8 +14,9 @@ GATEWAYS = {4: "169.254.1.1", 6: "fe80::1"}
 
 
 def pod_routes(
-    net: catalog_pb2.Network, ipam: catalog_pb2.IpamConfig, families: set[int], default_route: bool
+    net: catalog_pb2.Network, ipam: catalog_pb2.IpamConfig, families: set[int], default_families: Collection[int] = ()
 ) -> list[catalog_pb2.Route]:
+    """`default_families`: the address families that get a default route (none unless the attachment asks)."""
     routes: list[catalog_pb2.Route] = []
     seen: set[str] = set()
 
@@ -30,7 +32,6 @@ def pod_routes(
         add(ipam_range.cidr)
     for route in ipam.routes:
         add(route.dst)
-    if default_route:
-        for family in sorted(families):
-            add(DEFAULTS[family])
+    for family in sorted(set(default_families) & families):
+        add(DEFAULTS[family])
     return routes

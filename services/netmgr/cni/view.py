@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import grpc
 from multinet.v1 import catalog_pb2, catalog_pb2_grpc, events_pb2, events_pb2_grpc
 
+from services.common.validate import FieldError
+
+from ..netconf import loads_lenient
+
 log = logging.getLogger("multinet.netmgr.cni.view")
 E = events_pb2
 InterfaceKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """What a CNI configuration means: its network and, when one matches, its attachment definition."""
+
+    network: catalog_pb2.Network
+    attachment: catalog_pb2.AttachmentDefinition | None = None
 
 
 class CatalogView:
@@ -23,10 +36,13 @@ class CatalogView:
         self._events = events
         self.node = node
         self.networks: dict[str, catalog_pb2.Network] = {}
-        self.attachments: dict[str, catalog_pb2.AttachmentDefinition] = {}  # by name (and "namespace/name")
+        # attachment definitions by "namespace/name"; CNI configs name them by name, or by their config's "name"
+        self.attachments: dict[str, catalog_pb2.AttachmentDefinition] = {}
+        self._config_names: dict[str, str] = {}  # "namespace/name" -> the "name" inside its spec.config
         self.interfaces: dict[InterfaceKey, catalog_pb2.PodInterface] = {}
         self.revision = 0
         self.synced = asyncio.Event()
+        self.last_error = "no answer from the catalog yet"
 
     @property
     def in_sync(self) -> bool:
@@ -42,9 +58,15 @@ class CatalogView:
                     delay = 0.05
                 await self._watch()
             except grpc.aio.AioRpcError as exc:
+                self.last_error = f"{exc.code().name}: {exc.details()}"
                 if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
                     self.synced.clear()  # our position was trimmed from the log: list again
                 log.warning("catalog stream interrupted", extra={"code": str(exc.code()), "details": exc.details()})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Exception as exc:  # e.g. a target that is not a catalog: keep trying, never die silently
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("catalog view failed")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -54,6 +76,7 @@ class CatalogView:
         ifaces = await self._catalog.ListPodInterfaces(catalog_pb2.ListRequest(node=self.node))
         self.networks = {n.name: n for n in nets.networks}
         self.attachments = {}
+        self._config_names = {}
         for att in atts.attachments:
             self._put_attachment(att)
         self.interfaces = {(i.network, i.container_id, i.ifname): i for i in ifaces.interfaces}
@@ -77,8 +100,7 @@ class CatalogView:
         elif kind == E.ATTACHMENT_DEFINITION_REMOVED:
             att = event.attachment
             self.attachments.pop(f"{att.namespace}/{att.name}", None)
-            if self.attachments.get(att.name, att).namespace == att.namespace:
-                self.attachments.pop(att.name, None)
+            self._config_names.pop(f"{att.namespace}/{att.name}", None)
         elif kind in (E.POD_ATTACHED, E.POD_DETACHED) and event.interface.node == self.node:
             iface = event.interface
             key = (iface.network, iface.container_id, iface.ifname)
@@ -89,12 +111,48 @@ class CatalogView:
         self.revision = max(self.revision, event.revision)
 
     def _put_attachment(self, att: catalog_pb2.AttachmentDefinition) -> None:
-        self.attachments[f"{att.namespace}/{att.name}"] = att
-        self.attachments.setdefault(att.name, att)
+        key = f"{att.namespace}/{att.name}"
+        self.attachments[key] = att
+        try:
+            name = loads_lenient(att.config_json, "spec.config").get("name")
+        except FieldError:
+            name = None
+        if isinstance(name, str) and name:
+            self._config_names[key] = name
+        else:
+            self._config_names.pop(key, None)
 
-    def network_for(self, network: str | None, config_name: str) -> catalog_pb2.Network | None:
-        """The network a CNI config means: named explicitly, or through its attachment definition's name."""
+    def attachment_for(self, config_name: str, namespace: str = "") -> catalog_pb2.AttachmentDefinition | None:
+        """The attachment definition a CNI config name means: "namespace/name", an attachment definition's name
+        (what `install-cni` writes), or the "name" inside its spec.config (what Multus passes when it hands the
+        definition's config to the plugin). The pod's namespace first, then "default", then any single match."""
+        if "/" in config_name:
+            return self.attachments.get(config_name)
+        for matches in (
+            [a for a in self.attachments.values() if a.name == config_name],
+            [a for k, a in self.attachments.items() if self._config_names.get(k) == config_name],
+        ):
+            for preferred in (namespace, "default"):
+                for att in matches:
+                    if preferred and att.namespace == preferred:
+                        return att
+            if len(matches) == 1:
+                return matches[0]
+        return None
+
+    def resolve(self, network: str | None, config_name: str, namespace: str = "") -> Resolved | None:
+        """The network a CNI config means: named explicitly, or through its attachment definition."""
+        att = self.attachment_for(config_name, namespace)
         if network:
-            return self.networks.get(network)
-        att = self.attachments.get(config_name)
-        return self.networks.get(att.network) if att is not None else None
+            net = self.networks.get(network)
+            if net is None:
+                return None
+            return Resolved(net, att if att is not None and att.network == network else None)
+        if att is None:
+            return None
+        net = self.networks.get(att.network)
+        return Resolved(net, att) if net is not None else None
+
+    def network_for(self, network: str | None, config_name: str, namespace: str = "") -> catalog_pb2.Network | None:
+        resolved = self.resolve(network, config_name, namespace)
+        return resolved.network if resolved is not None else None

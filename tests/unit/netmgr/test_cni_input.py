@@ -102,8 +102,8 @@ def test_network_from_dataplane_options_in_a_conflist() -> None:
 
 def test_runtime_config_ips_and_mac() -> None:
     parsed = config.parse(conf(runtimeConfig={"ips": ["10.1.0.9/24"], "mac": "02:AA:bb:cc:dd:ee"}), "ADD")
-    assert parsed.requested_ips == ("10.1.0.9",)
-    assert parsed.requested_mac == "02:aa:bb:cc:dd:ee"
+    assert parsed.requests.ips == ("10.1.0.9",)
+    assert parsed.requests.mac == "02:aa:bb:cc:dd:ee"
     assert failure(config.parse, conf(runtimeConfig={"mac": "01:00:00:00:00:01"}), "ADD").code == Code.INVALID_CONFIG
     assert failure(config.parse, conf(runtimeConfig={"ips": ["nope"]}), "ADD").code == Code.INVALID_CONFIG
 
@@ -113,3 +113,111 @@ def test_gc_valid_attachments() -> None:
         {"cniVersion": "1.1.0", "name": "n", "cni.dev/valid-attachments": [{"containerID": "a", "ifname": "eth1"}]}
     ).encode()
     assert config.parse(raw, "GC").valid_attachments == (("a", "eth1"),)
+
+
+# ------------------------------------------------------------------------------------------------ cniVersions (1.1)
+def versions_conf(**extra: object) -> bytes:
+    return json.dumps({"name": "n", "type": "multinet", **extra}).encode()
+
+
+def test_cni_versions_picks_the_highest_common_version() -> None:
+    assert config.parse(versions_conf(cniVersions=["0.4.0", "1.1.0", "1.0.0"]), "ADD").cni_version == "1.1.0"
+    assert config.parse(versions_conf(cniVersions=["0.3.1", "9.0.0"]), "ADD").cni_version == "0.3.1"
+
+
+def test_cni_version_wins_over_the_list() -> None:
+    raw = versions_conf(cniVersion="1.0.0", cniVersions=["0.4.0", "1.0.0", "1.1.0"])
+    assert config.parse(raw, "ADD").cni_version == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "fragment"),
+    [
+        ({"cniVersions": ["9.0.0", "8.1.0"]}, Code.INCOMPATIBLE_VERSION, "none of cniVersions"),
+        ({"cniVersions": []}, Code.INVALID_CONFIG, "non-empty list"),
+        ({"cniVersions": "1.0.0"}, Code.INVALID_CONFIG, "non-empty list"),
+        ({"cniVersions": ["1.0"]}, Code.INVALID_CONFIG, "is not a version"),
+        ({"cniVersion": 1}, Code.INVALID_CONFIG, "must be a string"),
+        ({}, Code.INVALID_CONFIG, "cniVersion is missing"),
+    ],
+)
+def test_cni_versions_errors(extra: dict[str, object], code: Code, fragment: str) -> None:
+    err = failure(config.parse, versions_conf(**extra), "ADD")
+    assert err.code == code and fragment in err.msg, err.msg
+
+
+def test_gc_and_status_with_cni_versions_only() -> None:
+    assert config.parse(versions_conf(cniVersions=["1.0.0", "1.1.0"]), "GC").cni_version == "1.1.0"
+    assert failure(config.parse, versions_conf(cniVersions=["1.0.0"]), "STATUS").code == Code.INCOMPATIBLE_VERSION
+
+
+# ------------------------------------------------------------------------------------------------ code 2 and requests
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"ipMasq": True}, "ipMasq: true"),
+        ({"runtimeConfig": {"deviceID": "0000:03:00.1"}}, "runtimeConfig.deviceID: '0000:03:00.1'"),
+        ({"runtimeConfig": {"infinibandGUID": "c2:11:22:33:44:55:66:77"}}, "runtimeConfig.infinibandGUID"),
+        ({"dataplane_options": {"network_name": "blue", "vrf": 7}}, "dataplane_options.vrf: 7"),
+        (
+            {"plugins": [{"type": "calico"}, {"dataplane_options": {"network_name": "b", "memif": True}}]},
+            "dataplane_options.memif: True",
+        ),
+        ({"runtimeConfig": {"mac": "80:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22"}}, "InfiniBand"),
+    ],
+)
+def test_unsupported_fields_are_code_2_naming_key_and_value(extra: dict[str, object], fragment: str) -> None:
+    err = failure(config.parse, conf(**extra), "ADD")
+    assert err.code == Code.UNSUPPORTED_FIELD
+    assert fragment in err.msg + err.details, err.msg
+
+
+def test_foreign_capabilities_and_ipmasq_false_are_accepted() -> None:
+    parsed = config.parse(
+        conf(ipMasq=False, runtimeConfig={"portMappings": [{"hostPort": 80}], "bandwidth": {}, "ips": ["10.0.0.1"]}),
+        "ADD",
+    )
+    assert parsed.requests.ips == ("10.0.0.1",)
+
+
+def test_args_cni_requests_of_a_delegating_plugin() -> None:
+    parsed = config.parse(
+        conf(args={"cni": {"ips": ["10.1.0.7"], "mac": "02:00:00:00:00:07", "default-route": ["10.1.0.1"]}}), "ADD"
+    )
+    assert parsed.requests.ips == ("10.1.0.7",)
+    assert parsed.requests.mac == "02:00:00:00:00:07"
+    assert parsed.requests.default_route and parsed.requests.default_route_families == frozenset({4})
+
+
+def test_runtime_config_wins_over_args_cni() -> None:
+    parsed = config.parse(conf(runtimeConfig={"ips": ["10.0.0.1"]}, args={"cni": {"ips": ["10.0.0.2"]}}), "ADD")
+    assert parsed.requests.ips == ("10.0.0.1",)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, (False, frozenset())),
+        ({"default_route": True}, (True, frozenset())),
+        ({"default-route": ["fd00::1"]}, (True, frozenset({6}))),
+        ({"runtimeConfig": {"default-route": ["10.0.0.1", "fd00::1"]}}, (True, frozenset({4, 6}))),
+        ({"default_route": True, "args": {"cni": {"default-route": ["10.0.0.1"]}}}, (True, frozenset())),
+        ({"default_route": False}, (False, frozenset())),
+    ],
+)
+def test_default_route_conventions(extra: dict[str, object], expected: tuple[bool, frozenset[int]]) -> None:
+    requests = config.parse(conf(**extra), "ADD").requests
+    assert (requests.default_route, requests.default_route_families) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["yes", ["gw"], ["10.0.0.1", "10.0.0.2"], [1]], ids=["string", "not-ip", "two-v4", "number"]
+)
+def test_bad_default_route(value: object) -> None:
+    assert failure(config.parse, conf(**{"default-route": value}), "ADD").code == Code.INVALID_CONFIG
+
+
+def test_check_needs_prev_result() -> None:
+    err = failure(config.parse, conf(), "CHECK")
+    assert err.code == Code.INVALID_CONFIG and "prevResult" in err.msg
+    assert config.parse(conf(prevResult={"cniVersion": "1.0.0"}), "CHECK").prev_result == {"cniVersion": "1.0.0"}

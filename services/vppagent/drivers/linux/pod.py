@@ -70,8 +70,9 @@ def forget_leg(sock: NetlinkSocket, netns: str, index: int) -> None:
     sock.execute([messages.rule_delete_exact(r) for r in ours if r.table == table])
     remaining = _legs(sock)
     remaining.pop(index, None)
-    if len(remaining) < 2:  # at most one leg left: it needs no marks any more
-        sock.execute([messages.rule_delete_exact(r) for r in ours if r.fwmark and r.table != table])
+    marks = [r for r in ours if r.fwmark and r.table != table]
+    if len(remaining) < 2 and marks:  # one leg left: it needs no marks any more (single-leg pods never had any)
+        sock.execute([messages.rule_delete_exact(r) for r in marks])
         nft.run(netns, _NFT_DROP)
 
 

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Throughput: iperf3, single TCP stream, pod to pod across two lab nodes on a secondary network (blue), against
+raw kernel VXLAN between the same two node namespaces (no multinet: a vxlan device with an address on each),
+measured in the same run, alternating, median of R runs. Target ratio >= 0.95. Needs root; removes everything.
+
+Usage: bench/throughput_bench.py [SECONDS] [RUNS]"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from labctl import bench_lab
+
+
+def iperf(server_ns: str, client_ns: str, address: str, seconds: int) -> float:
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", "5201"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            out = subprocess.run(
+                ["ip", "netns", "exec", client_ns, "iperf3", "-c", address, "-p", "5201", "-t", str(seconds), "-J"],
+                capture_output=True,
+                text=True,
+            )
+            result = json.loads(out.stdout) if out.stdout.strip().startswith("{") else {}
+            received = result.get("end", {}).get("sum_received")
+            if out.returncode == 0 and received:
+                return float(received["bits_per_second"]) / 1e9
+            if time.monotonic() > deadline:
+                raise SystemExit(f"iperf3 failed: {out.stdout[-500:]}{out.stderr[-500:]}")
+            time.sleep(0.1)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def raw_vxlan(node_a: str, node_b: str, ua: str, ub: str, mtu: int) -> None:
+    for ns, local, remote, addr in ((node_a, ua, ub, "10.99.0.1/24"), (node_b, ub, ua, "10.99.0.2/24")):
+        subprocess.run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                "rawvx",
+                "mtu",
+                str(mtu),
+                "type",
+                "vxlan",
+                "id",
+                "4242",
+                "local",
+                local,
+                "remote",
+                remote,
+                "dstport",
+                "4790",
+                "dev",
+                "uplink0",
+            ],
+            check=True,
+        )
+        subprocess.run(["ip", "-n", ns, "addr", "add", addr, "dev", "rawvx"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "rawvx", "up"], check=True)
+
+
+def main() -> None:
+    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    with bench_lab(2) as lab:
+        lab.run_pod("a", "node1", "blue")
+        b = lab.run_pod("b", "node2", "blue")
+        b_ip = b["interfaces"][0]["ips"][0].split("/")[0]
+        mtu = int(
+            json.loads(
+                subprocess.run(
+                    ["ip", "-n", lab.pod_netns("a"), "-j", "link", "show", "eth1"], capture_output=True, text=True
+                ).stdout
+            )[0]["mtu"]
+        )
+        nodes = {n["name"]: n for n in lab.state()["nodes"]}
+        raw_vxlan(
+            lab.node_netns("node1"),
+            lab.node_netns("node2"),
+            nodes["node1"]["underlay"],
+            nodes["node2"]["underlay"],
+            mtu,
+        )
+        ours, ref = [], []
+        for _ in range(runs):
+            ours.append(iperf(lab.pod_netns("b"), lab.pod_netns("a"), b_ip, seconds))
+            ref.append(iperf(lab.node_netns("node2"), lab.node_netns("node1"), "10.99.0.2", seconds))
+    report = {
+        "seconds": seconds,
+        "runs": runs,
+        "mtu": mtu,
+        "multinet_gbps": [round(x, 2) for x in ours],
+        "raw_vxlan_gbps": [round(x, 2) for x in ref],
+        "multinet_median_gbps": round(statistics.median(ours), 2),
+        "raw_vxlan_median_gbps": round(statistics.median(ref), 2),
+        "ratio": round(statistics.median(ours) / statistics.median(ref), 3),
+    }
+    print(json.dumps(report, indent=2))
+    print(
+        f"throughput: pod to pod over blue {report['multinet_median_gbps']} Gbit/s vs raw VXLAN "
+        f"{report['raw_vxlan_median_gbps']} Gbit/s: ratio {report['ratio']} (target >= 0.95)"
+    )
+
+
+if __name__ == "__main__":
+    main()
