@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import struct
 
@@ -185,31 +186,8 @@ def route(
     metric: int = 0,
     replace: bool = True,
 ) -> Request:
-    family = family_of(dst)
-    body = RTMSG.pack(
-        family,
-        dst.prefixlen,
-        0,
-        0,
-        table if table < 256 else 252,
-        RTPROT_MULTINET,
-        scope,
-        rtype,
-        RTNH_F_ONLINK if onlink else 0,
-    )
-    body += attr_u32(RTA_TABLE, table)
-    if dst.prefixlen:
-        body += attr(RTA_DST, dst.network_address.packed)
-    if oif:
-        body += attr_u32(RTA_OIF, oif)
-    if gateway is not None and gateway.version == dst.version:
-        body += attr(RTA_GATEWAY, gateway.packed)
-    elif gateway is not None:  # e.g. an IPv4 route via an IPv6 link-local next hop (RFC 5549)
-        body += attr(RTA_VIA, struct.pack("=H", family_of(gateway)) + gateway.packed)
-    if mtu:
-        body += attr_nested(RTA_METRICS, attr_u32(RTAX_MTU, mtu))
-    if metric:
-        body += attr_u32(RTA_PRIORITY, metric)
+    head, tail = _route_frame(dst.version, dst.prefixlen, table, oif, gateway, onlink, rtype, scope, mtu, metric)
+    body = head + attr(RTA_DST, dst.network_address.packed) + tail if dst.prefixlen else head + tail
     what = What("{} route {} table {}", "add" if add else "delete", dst, table)
     if add:
         flags = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL)
@@ -262,6 +240,37 @@ def rule_delete_exact(rule: Rule) -> Request:
     if rule.iifname:
         body += attr_str(FRA_IIFNAME, rule.iifname)
     return Request(RTM_DELRULE, 0, body, What("delete rule pref {} lookup {}", rule.priority, rule.table), GONE_OK)
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_frame(
+    version: int,
+    prefixlen: int,
+    table: int,
+    oif: int,
+    gateway: IPAddress | None,
+    onlink: bool,
+    rtype: int,
+    scope: int,
+    mtu: int,
+    metric: int,
+) -> tuple[bytes, bytes]:
+    """Everything of a route message but its destination, built once per shape: a node programming thousands of
+    routes through a few next hops encodes only the destination of each (the bulk path's hot spot)."""
+    family = AF_INET if version == 4 else AF_INET6
+    flags = RTNH_F_ONLINK if onlink else 0
+    head = RTMSG.pack(family, prefixlen, 0, 0, table if table < 256 else 252, RTPROT_MULTINET, scope, rtype, flags)
+    head += attr_u32(RTA_TABLE, table)
+    tail = attr_u32(RTA_OIF, oif) if oif else b""
+    if gateway is not None and gateway.version == version:
+        tail += attr(RTA_GATEWAY, gateway.packed)
+    elif gateway is not None:  # e.g. an IPv4 route via an IPv6 link-local next hop (RFC 5549)
+        tail += attr(RTA_VIA, struct.pack("=H", family_of(gateway)) + gateway.packed)
+    if mtu:
+        tail += attr_nested(RTA_METRICS, attr_u32(RTAX_MTU, mtu))
+    if metric:
+        tail += attr_u32(RTA_PRIORITY, metric)
+    return head, tail
 
 
 def plain_rule(*, add: bool, family: int, priority: int, table: int) -> Request:
