@@ -31,6 +31,11 @@ def build_fabric(state: LabState) -> None:
     ip("-n", ns, "link", "set", "br0", "up")
     prefix = ipaddress.ip_network(state.fabric_cidr).prefixlen
     ip("-n", ns, "addr", "add", f"{state.fabric_ip}/{prefix}", "dev", "br0")
+    # the fabric is a switch: bridged frames must not go through the host's iptables (br_netfilter, if loaded)
+    for family in ("iptables", "ip6tables", "arptables"):
+        subprocess.run(
+            ["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.bridge.bridge-nf-call-{family}=0"], capture_output=True
+        )
 
 
 def node_address(state: LabState, index: int) -> str:

@@ -121,3 +121,12 @@ def test_invalid_objects_are_skipped_not_fatal() -> None:
     desired = desired_node(state, "n1", "", 1350)
     assert list(desired.networks) == ["blue"]
     assert not desired.ports
+
+
+def test_cpu_mask_in_sysfs_form() -> None:
+    from services.vppagent.drivers.linux.sysctl import cpu_mask
+
+    assert cpu_mask(1) == "00000001"
+    assert cpu_mask(2) == "00000003"
+    assert cpu_mask(32) == "ffffffff"
+    assert cpu_mask(40) == "000000ff,ffffffff"

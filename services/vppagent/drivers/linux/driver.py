@@ -216,6 +216,7 @@ class LinuxDriver:
             link = dumps.link(self._host, vx.name)
             if link is not None:
                 self._index[vx.name] = link.index
+                sysctl.spread_receive(vx.name)
         report.added += len(missing)
 
     def _sync_objects(self, wanted: plan.HostObjects, current: plan.HostObjects, report: ReconcileReport) -> None:
