@@ -15,18 +15,18 @@ DEFAULT_SOCKET = "/run/multinet/cni.sock"
 
 def string_field(data, key):
     """The string value of the first `"key": "value"` in raw JSON, without a JSON parser (values we look for
-    are paths and versions: no escapes)."""
+    are paths and versions: no escapes). Same rule as the native build: whitespace, a colon, whitespace, a quote."""
     at = data.find(b'"' + key + b'"')
     if at < 0:
         return None
-    at = data.find(b":", at + len(key) + 2)
-    if at < 0:
+    rest = data[at + len(key) + 2 :].lstrip(b" \t\r\n")
+    if not rest.startswith(b":"):
         return None
-    start = data.find(b'"', at)
-    end = data.find(b'"', start + 1)
-    if start < 0 or end < 0 or data[at + 1 : start].strip():
+    rest = rest[1:].lstrip(b" \t\r\n")
+    end = rest.find(b'"', 1)
+    if not rest.startswith(b'"') or end < 0:
         return None
-    return data[start + 1 : end].decode()
+    return rest[1:end].decode()
 
 
 def reply(status, text):

@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--bin-dir", required=True)
     install.add_argument("--conf-dir", required=True)
     install.add_argument("--cni-version", default="1.0.0")
+    install.add_argument(
+        "--shim",
+        choices=["auto", "native", "python"],
+        default="auto",
+        help="the CNI executable: native build (faster start) when built, else the Python shim",
+    )
     install.add_argument("--server")
 
     lab = sub.add_parser("lab", help="a local multi-node lab in network namespaces")

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from services.netmgr.netconf import loads_lenient, plugins_of
 from .client import explain, netmgr_target, open_channel
 
 SHIM_SOURCE = Path(__file__).resolve().parent.parent / "cni" / "multinet.py"
+NATIVE_SHIM = Path(__file__).resolve().parent.parent / "cni" / "build" / "multinet"  # built by scripts/setup.sh
 # plugin types in a seed-style NAD that stand for "the multinet interface" (Calico/VPP's multinet used calico)
 REPLACED_TYPES = {"calico", "multinet"}
 CNI_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # what the `multinet` executable answers to VERSION
@@ -34,8 +36,8 @@ def install_cni(args: argparse.Namespace) -> int:
         print(f"error: {explain(exc, target)}", file=sys.stderr)
         return 1
     bin_dir, conf_dir = Path(args.bin_dir), Path(args.conf_dir)
-    install_plugin(bin_dir / "multinet")
-    print(f"installed {bin_dir / 'multinet'}")
+    kind = install_plugin(bin_dir / "multinet", shim=args.shim)
+    print(f"installed {bin_dir / 'multinet'} ({kind})")
     written: set[str] = set()
     for att in attachments:
         if att.name in written:
@@ -65,11 +67,27 @@ def shim_interpreter() -> str:
     return str(system) if system.exists() else sys.executable
 
 
-def install_plugin(dest: Path, interpreter: str | None = None) -> None:
-    """The shim with a Python in isolated, no-site mode (-IS): nothing to import, fast start."""
+def install_plugin(dest: Path, interpreter: str | None = None, shim: str = "auto") -> str:
+    """The CNI executable: the native build of the shim when there is one (it starts ~6 ms sooner than any
+    CPython), else the Python shim run with a Python in isolated, no-site mode (-IS). Both speak the same
+    protocol and print the same answers. Returns which one was installed."""
+    if shim == "native" and not NATIVE_SHIM.exists():
+        raise FileNotFoundError(f"{NATIVE_SHIM} is not built: run scripts/setup.sh (needs a C compiler)")
+    if shim in ("auto", "native") and NATIVE_SHIM.exists():
+        _atomic_copy(NATIVE_SHIM, dest)
+        return "native"
     interpreter = interpreter or shim_interpreter()
     source = SHIM_SOURCE.read_text()
     _atomic_write(dest, f"#!{interpreter} -IS\n{source}", 0o755)
+    return "python"
+
+
+def _atomic_copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
 
 
 def conflist(att: catalog_pb2.AttachmentDefinition, socket: Path, default_version: str) -> dict[str, Any]:

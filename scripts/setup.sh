@@ -39,6 +39,17 @@ then
   "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -r requirements-dev.txt
 fi
 
+# The native build of the CNI shim (same protocol as cni/multinet.py, starts ~6 ms sooner); optional: without a C
+# compiler, install-cni falls back to the Python shim.
+if command -v cc >/dev/null 2>&1; then
+  mkdir -p cni/build
+  if [ ! -x cni/build/multinet ] || [ cni/multinet.c -nt cni/build/multinet ]; then
+    cc -O2 -Wall -Wextra -Werror -static -o cni/build/multinet.tmp cni/multinet.c 2>/dev/null \
+      || cc -O2 -Wall -Wextra -Werror -o cni/build/multinet.tmp cni/multinet.c
+    mv cni/build/multinet.tmp cni/build/multinet
+  fi
+fi
+
 # gRPC stubs (and their type stubs) from proto/: generated, never committed.
 "$PY" -m grpc_tools.protoc -Iproto --python_out=proto --grpc_python_out=proto --mypy_out=quiet:proto \
   --mypy_grpc_out=quiet:proto proto/multinet/v1/*.proto
