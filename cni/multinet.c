@@ -5,7 +5,9 @@
  * comes back. CPython needs ~6-7 ms just to start, about the whole budget of a reference CNI ADD; this starts in
  * well under a millisecond. Request: "KEY=VALUE\0" per CNI_* variable, an empty entry, then stdin.
  * Reply: the exit status in ASCII, a newline, then stdout. VERSION is answered here (works while multinet is down).
- * Socket: $MULTINET_CNI_SOCKET, else the config's "multinet_socket", else /run/multinet/cni.sock.
+ * Socket: $MULTINET_CNI_SOCKET, else the path in the file `multinet.socket` next to this executable (written by
+ * `multinetctl install-cni`), else /run/multinet/cni.sock. Never from the network configuration: parts of it come
+ * from pod annotations (Multus copies `cni-args` into `args`), and a pod must not choose where root talks to.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -64,6 +66,25 @@ static char *string_field(const struct buf *in, const char *key) {
     return strndup(at + 1, (size_t)(end - at - 1));
 }
 
+/* The first line of `multinet.socket` next to this executable, or NULL. */
+static char *installed_socket(void) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 32);
+    if (n <= 0) return NULL;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (!slash) return NULL;
+    strcpy(slash + 1, "multinet.socket");
+    FILE *f = fopen(self, "re");
+    if (!f) return NULL;
+    char line[4096];
+    char *got = fgets(line, sizeof line, f);
+    fclose(f);
+    if (!got) return NULL;
+    line[strcspn(line, "\r\n")] = 0;
+    return line[0] ? strdup(line) : NULL;
+}
+
 static int supported(const char *version) {
     for (size_t i = 0; version && i < NVERSIONS; i++)
         if (strcmp(version, VERSIONS[i]) == 0) return 1;
@@ -116,8 +137,8 @@ int main(void) {
         return 0;
     }
     const char *path = getenv("MULTINET_CNI_SOCKET");
-    char *configured = string_field(&in, "multinet_socket");
-    if (!path || !*path) path = configured ? configured : DEFAULT_SOCKET;
+    char *installed = installed_socket();
+    if (!path || !*path) path = installed ? installed : DEFAULT_SOCKET;
 
     struct buf request = {0};
     for (char **e = environ; *e; e++)

@@ -3,7 +3,9 @@ netmgr's local socket and prints what comes back, so it starts in a few millisec
 importing nothing beyond the built-in _socket). Parsing and validation happen in netmgr.
 
 VERSION is answered here, so runtimes can probe the plugin while multinet is down.
-Socket: $MULTINET_CNI_SOCKET, else the config's "multinet_socket", else /run/multinet/cni.sock."""
+Socket: $MULTINET_CNI_SOCKET, else the path in the file `multinet.socket` next to this executable (written by
+`multinetctl install-cni`), else /run/multinet/cni.sock. Never from the network configuration: parts of it come
+from pod annotations (Multus copies `cni-args` into `args`), and a pod must not choose where root talks to."""
 
 import _socket
 import os
@@ -27,6 +29,14 @@ def string_field(data, key):
     if not rest.startswith(b'"') or end < 0:
         return None
     return rest[1:end].decode()
+
+
+def installed_socket():
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "multinet.socket"), "rb") as f:
+            return f.readline().strip().decode() or None
+    except OSError:
+        return None
 
 
 def reply(status, text):
@@ -62,7 +72,7 @@ def main():
         chosen = version if version in VERSIONS else VERSIONS[-1]
         listed = ",".join(f'"{v}"' for v in VERSIONS)
         reply(0, f'{{"cniVersion":"{chosen}","supportedVersions":[{listed}]}}')
-    path = os.environ.get("MULTINET_CNI_SOCKET") or string_field(stdin, b"multinet_socket") or DEFAULT_SOCKET
+    path = os.environ.get("MULTINET_CNI_SOCKET") or installed_socket() or DEFAULT_SOCKET
     request = (
         b"".join(f"{k}={v}".encode() + b"\0" for k, v in os.environ.items() if k.startswith("CNI_")) + b"\0" + stdin
     )

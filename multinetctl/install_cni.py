@@ -16,6 +16,7 @@ import grpc
 from multinet.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.common.paths import InstancePaths
+from services.netmgr.cni.config import SUPPORTED_VERSIONS
 from services.netmgr.netconf import loads_lenient, plugins_of
 
 from .client import explain, netmgr_target, open_channel
@@ -36,7 +37,7 @@ def install_cni(args: argparse.Namespace) -> int:
         print(f"error: {explain(exc, target)}", file=sys.stderr)
         return 1
     bin_dir, conf_dir = Path(args.bin_dir), Path(args.conf_dir)
-    kind = install_plugin(bin_dir / "multinet", shim=args.shim)
+    kind = install_plugin(bin_dir / "multinet", paths.cni_socket, shim=args.shim)
     print(f"installed {bin_dir / 'multinet'} ({kind})")
     written: set[str] = set()
     for att in attachments:
@@ -48,7 +49,7 @@ def install_cni(args: argparse.Namespace) -> int:
             )
             continue
         path = conf_dir / f"{att.name}.conflist"
-        _atomic_write(path, json.dumps(conflist(att, paths.cni_socket, args.cni_version), indent=2) + "\n", 0o644)
+        _atomic_write(path, json.dumps(conflist(att, args.cni_version), indent=2) + "\n", 0o644)
         written.add(att.name)
         print(f"wrote {path} (network {att.network})")
     return 0
@@ -67,12 +68,14 @@ def shim_interpreter() -> str:
     return str(system) if system.exists() else sys.executable
 
 
-def install_plugin(dest: Path, interpreter: str | None = None, shim: str = "auto") -> str:
-    """The CNI executable: the native build of the shim when there is one (it starts ~6 ms sooner than any
-    CPython), else the Python shim run with a Python in isolated, no-site mode (-IS). Both speak the same
-    protocol and print the same answers. Returns which one was installed."""
+def install_plugin(dest: Path, socket: Path, *, interpreter: str | None = None, shim: str = "auto") -> str:
+    """The CNI executable and, next to it, `multinet.socket`: the one place it learns where netmgr listens (never
+    from the network configuration, which carries pod-controlled parts). The native build of the shim when there
+    is one (it starts ~6 ms sooner than any CPython), else the Python shim with a Python in isolated, no-site mode
+    (-IS). Both speak the same protocol and print the same answers. Returns which one was installed."""
     if shim == "native" and not NATIVE_SHIM.exists():
         raise FileNotFoundError(f"{NATIVE_SHIM} is not built: run scripts/setup.sh (needs a C compiler)")
+    _atomic_write(dest.with_name("multinet.socket"), f"{socket}\n", 0o644)
     if shim in ("auto", "native") and NATIVE_SHIM.exists():
         _atomic_copy(NATIVE_SHIM, dest)
         return "native"
@@ -90,13 +93,12 @@ def _atomic_copy(source: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def conflist(att: catalog_pb2.AttachmentDefinition, socket: Path, default_version: str) -> dict[str, Any]:
+def conflist(att: catalog_pb2.AttachmentDefinition, default_version: str) -> dict[str, Any]:
     conf = loads_lenient(att.config_json, "spec.config")
-    version = conf.get("cniVersion") if conf.get("cniVersion") in ("0.3.1", "0.4.0", "1.0.0", "1.1.0") else None
+    version = conf.get("cniVersion") if conf.get("cniVersion") in SUPPORTED_VERSIONS else None
     ours: dict[str, Any] = {
         "type": "multinet",
         "network": att.network,
-        "multinet_socket": str(socket),
         "capabilities": {"ips": True, "mac": True},  # runtimes then pass static requests in runtimeConfig
     }
     chain: list[dict[str, Any]] = []

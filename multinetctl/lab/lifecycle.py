@@ -49,7 +49,8 @@ def _build(lab: LabDir, state: LabState, count: int, mtu: int) -> None:
     for i in range(1, count + 1):
         state.nodes.append(topology.add_node(state, i, mtu))
         lab.save(state)
-    install_plugin(lab.plugin)
+    for node in state.nodes:
+        install_plugin(lab.plugin(node.name), procs.cni_socket(lab, node.name))
     procs.start_shared(lab, state)
     for node in state.nodes:
         procs.start_node(lab, state, node)

@@ -15,7 +15,6 @@ from services.common import rpc
 from services.common.paths import unix_target
 
 from ..install_cni import conflist
-from .procs import cni_socket
 from .state import Attachment, LabDir, LabError, LabState, PodInfo
 from .topology import ip, remove_netns
 
@@ -50,7 +49,7 @@ def cni(lab: LabDir, state: LabState, pod: PodInfo, command: str, att: Attachmen
         definition = catalog_pb2.AttachmentDefinition(
             name=att.attachment, network=att.network, config_json=json.dumps({"network": att.network})
         )
-    conf = conflist(definition, cni_socket(lab, pod.node), CNI_VERSION)
+    conf = conflist(definition, CNI_VERSION)
     plugin = dict(conf["plugins"][0], name=conf["name"], cniVersion=conf["cniVersion"])
     env = {
         "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin"),
@@ -58,11 +57,11 @@ def cni(lab: LabDir, state: LabState, pod: PodInfo, command: str, att: Attachmen
         "CNI_CONTAINERID": pod.container_id,
         "CNI_NETNS": f"/var/run/netns/{pod.netns}",
         "CNI_IFNAME": att.ifname,
-        "CNI_PATH": str(lab.plugin.parent),
+        "CNI_PATH": str(lab.plugin(pod.node).parent),
         "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={state.name};K8S_POD_NAME={pod.name}",
     }
     out = subprocess.run(
-        [str(lab.plugin)], input=json.dumps(plugin).encode(), env=env, capture_output=True, timeout=120
+        [str(lab.plugin(pod.node))], input=json.dumps(plugin).encode(), env=env, capture_output=True, timeout=120
     )
     text = out.stdout.decode()
     return out.returncode, json.loads(text) if text.strip() else None

@@ -91,9 +91,9 @@ class LabDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
-    @property
-    def plugin(self) -> Path:
-        return self.root / "bin" / "multinet"
+    def plugin(self, node: str) -> Path:
+        """Each node has its own plugin directory (its socket file points at that node's CNI front door)."""
+        return self.node_dir(node) / "bin" / "multinet"
 
     def exists(self) -> bool:
         return self.state_file.exists()

@@ -69,7 +69,7 @@ def ok(outcome: tuple[int, Any]) -> Any:
 def test_version_answers_without_any_service() -> None:
     with tempfile.TemporaryDirectory(prefix="multinet-test-") as tmp:
         plugin = Path(tmp) / "multinet"
-        install_plugin(plugin)
+        install_plugin(plugin, Path(tmp) / "nothing-listens-here.sock")
 
         def version(stdin: bytes) -> dict[str, Any]:
             run = subprocess.run(
@@ -258,7 +258,7 @@ def test_try_again_later_until_the_front_door_is_in_sync(stack: Stack, netns: Na
     (Cni.Invoke, served at once) answers 11 "not yet in sync" naming the catalog's error. Once a catalog process
     starts, the same ADD succeeds."""
     run = stack.state_dir / "run"
-    install_plugin(stack.plugin)  # install-cni needs the catalog, which is not there yet
+    install_plugin(stack.plugin, run / "cni.sock")  # install-cni needs the catalog, which is not there yet
     stack.start_service("ipam")
     stack.start_service("agent")
     front = stack.start_service("netmgr", "--roles", "cni", "--listen", f"unix:{run / 'front.sock'}", ready=False)
@@ -268,7 +268,6 @@ def test_try_again_later_until_the_front_door_is_in_sync(stack: Stack, netns: Na
         "name": "network-blue-conf",
         "type": "multinet",
         "network": "blue",
-        "multinet_socket": str(run / "cni.sock"),
     }
     pod = netns.new("pod")
     env = {"CNI_CONTAINERID": "c1", "CNI_NETNS": netns.path(pod), "CNI_IFNAME": "eth1", "CNI_PATH": "/opt/cni/bin"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,13 @@ def test_native_and_python_executables_answer_alike(stack: Stack, netns: Namespa
     if not NATIVE_SHIM.exists():
         pytest.fail(f"{NATIVE_SHIM} is not built: scripts/setup.sh builds it (needs a C compiler)")
     native, python = tmp_path / "native" / "multinet", tmp_path / "python" / "multinet"
-    assert install_plugin(native, shim="native") == "native"
-    assert install_plugin(python, shim="python") == "python"
     stack.start()
+    socket_path = stack.state_dir / "run" / "cni.sock"
+    assert install_plugin(native, socket_path, shim="native") == "native"
+    assert install_plugin(python, socket_path, shim="python") == "python"
     stack.apply_seed()
     blue = json.dumps(stack.plugin_config("network-blue-conf")).encode()
-    socket = str(stack.state_dir / "run" / "cni.sock")
+    socket_text = str(socket_path)
     cases: list[tuple[str, str, bytes, dict[str, str]]] = [
         ("VERSION, no config", "VERSION", b"", {}),
         ("VERSION, 0.4.0", "VERSION", b'{"cniVersion": "0.4.0"}', {}),
@@ -60,7 +62,7 @@ def test_native_and_python_executables_answer_alike(stack: Stack, netns: Namespa
             "ADD",
             b'{"cniVersion": ',
             {
-                "MULTINET_CNI_SOCKET": socket,
+                "MULTINET_CNI_SOCKET": socket_text,
                 "CNI_CONTAINERID": "x",
                 "CNI_NETNS": "/x",
                 "CNI_IFNAME": "eth1",
@@ -77,16 +79,24 @@ def test_native_and_python_executables_answer_alike(stack: Stack, netns: Namespa
         (
             "nothing listening",
             "ADD",
-            blue.replace(socket.encode(), b"/tmp/no-multinet-here.sock"),
-            {"CNI_CONTAINERID": "x", "CNI_NETNS": "/x", "CNI_IFNAME": "eth1", "CNI_PATH": "/x"},
+            blue,
+            {
+                "MULTINET_CNI_SOCKET": "/tmp/no-multinet-here.sock",
+                "CNI_CONTAINERID": "x",
+                "CNI_NETNS": "/x",
+                "CNI_IFNAME": "eth1",
+                "CNI_PATH": "/x",
+            },
         ),
         (
             "STATUS, nothing listening",
             "STATUS",
-            blue.replace(socket.encode(), b"/tmp/no-multinet-here.sock").replace(b'"1.0.0"', b'"1.1.0"'),
-            {},
+            blue.replace(b'"1.0.0"', b'"1.1.0"'),
+            {"MULTINET_CNI_SOCKET": "/tmp/no-multinet-here.sock"},
         ),
     ]
+    evil = json.loads(blue) | {"args": {"cni": {"multinet_socket": "/tmp/evil.sock"}}, "multinet_socket": "/x.sock"}
+    cases.append(("a socket named in the configuration is ignored", "VERSION", json.dumps(evil).encode(), {}))
     for label, command, stdin, env in cases:
         assert run(native, command, stdin, env) == run(python, command, stdin, env), label
     for i, plugin in enumerate((native, python)):
@@ -104,3 +114,32 @@ def test_native_and_python_executables_answer_alike(stack: Stack, netns: Namespa
         assert run(plugin, "CHECK", check, env) == (0, None)
         assert run(plugin, "DEL", blue, env) == (0, None)
     assert stack.reservations() == []
+
+
+def test_a_socket_named_by_the_configuration_is_never_used(stack: Stack, netns: Namespaces, tmp_path: Path) -> None:
+    """Multus copies a pod's `cni-args` annotation into the configuration's `args`: a pod must not be able to
+    choose where the root-run plugin sends the CNI environment."""
+    stack.start()
+    stack.apply_seed()
+    evil_path = tmp_path / "evil.sock"
+    evil = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    evil.bind(str(evil_path))
+    evil.listen(8)
+    evil.setblocking(False)
+    try:
+        conf = stack.plugin_config("network-blue-conf") | {
+            "args": {"cni": {"multinet_socket": str(evil_path)}},
+            "multinet_socket": str(evil_path),
+        }
+        for i, shim in enumerate(("native", "python")):
+            plugin = tmp_path / shim / "multinet"
+            install_plugin(plugin, stack.state_dir / "run" / "cni.sock", shim=shim)
+            pod = netns.new(f"e{i}")
+            env = {"CNI_CONTAINERID": f"evil{i}", "CNI_NETNS": netns.path(pod), "CNI_IFNAME": "eth1", "CNI_PATH": "/x"}
+            status, out = run(plugin, "ADD", json.dumps(conf).encode(), env)
+            assert status == 0, out
+            assert run(plugin, "DEL", json.dumps(conf).encode(), env) == (0, None)
+        with pytest.raises(BlockingIOError):
+            evil.accept()  # nobody ever connected
+    finally:
+        evil.close()
