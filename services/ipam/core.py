@@ -7,14 +7,13 @@ its owner already recorded and gets the same addresses back."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from multinet.v1 import catalog_pb2
 
+from services.common.locks import KeyLocks
 from services.ipam.allocator import advance, next_free
 from services.ipam.book import AddressBook
 from services.ipam.config import Plan, RangePlan, plan_of
@@ -45,26 +44,14 @@ class IpamCore:
         self._clock = clock
         self._random = rng or random.Random()
         self._contended_until = 0.0  # time.monotonic() until which picks are spread
-        self._locks: dict[OwnerKey, tuple[asyncio.Lock, list[int]]] = {}
+        # requests of one owner are serialised inside this process (replicas: by the store's CAS)
+        self._locks: KeyLocks[OwnerKey] = KeyLocks()
 
     async def start(self) -> None:
         await self.store.start(self.book)
 
     async def aclose(self) -> None:
         await self.store.aclose()
-
-    @contextlib.asynccontextmanager
-    async def _owner_lock(self, key: OwnerKey) -> AsyncIterator[None]:
-        """Serialise requests of one owner inside this process (replicas are serialised by the store's CAS)."""
-        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._locks[key]
 
     async def allocate(
         self,
@@ -78,7 +65,7 @@ class IpamCore:
             raise ValueError(f"owner {owner} is not in network {network}")
         plan = config if isinstance(config, Plan) else plan_of(config)
         statics = assign_statics(plan, requested)
-        async with self._owner_lock(owner):
+        async with self._locks.hold(owner):
             tentative: set[tuple[int, int]] = set()  # (version, address) marked in this network's book by us
             try:
                 return await self._allocate(network, plan, owner, pod_ref, statics, tentative)
@@ -162,7 +149,7 @@ class IpamCore:
             chosen[rng.index] = address
 
     async def release(self, key: OwnerKey, generation: int | None = None) -> Holding | None:
-        async with self._owner_lock(key):
+        async with self._locks.hold(key):
             released = await self.store.release(key, generation)
         if released is not None:
             for lease in released.leases:

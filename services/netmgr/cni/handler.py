@@ -3,17 +3,15 @@ ADD leaves nothing behind (no address held, no interface, no route, no rule, no 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import grpc
 from multinet.v1 import agent_pb2, catalog_pb2, ipam_pb2
 from opentelemetry import trace
 
+from services.common.locks import KeyLocks
 from services.common.telemetry import tracer
 
 from .backends import DEADLINE_S, Backends, call
@@ -31,27 +29,12 @@ _tracer = tracer("multinet.netmgr.cni")
 GC = grpc.StatusCode
 
 
-class KeyLocks:
-    """One lock per attachment key: ADD and DEL of the same (network, container, ifname) never interleave."""
-
-    def __init__(self) -> None:
-        self._locks: defaultdict[tuple[str, ...], asyncio.Lock] = defaultdict(asyncio.Lock)
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, ...]) -> AsyncIterator[None]:
-        lock = self._locks[key]
-        async with lock:
-            yield
-        if not lock.locked() and self._locks.get(key) is lock:
-            del self._locks[key]
-
-
 class CniHandler:
     def __init__(self, backends: Backends, view: CatalogView, node: str) -> None:
         self.backends = backends
         self.view = view
         self.node = node
-        self.locks = KeyLocks()
+        self.locks: KeyLocks[tuple[str, ...]] = KeyLocks()
         self.ipam_configs = IpamConfigs()
         self.pools = PoolReporter(backends)
 
