@@ -40,6 +40,9 @@ def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
 class LocalContext:
     """The part of grpc.aio.ServicerContext our servicers use."""
 
+    async def send_initial_metadata(self, metadata: object) -> None:
+        """In-process streams are connected from the start."""
+
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata: object = None) -> NoReturn:
         raise rpc_error(code, details)
 

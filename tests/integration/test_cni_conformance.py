@@ -293,6 +293,20 @@ def test_try_again_later_until_the_front_door_is_in_sync(stack: Stack, netns: Na
     poll("STATUS 0 once the agent converged", lambda: stack.cni("STATUS", conf)[0] == 0)
     ok(stack.cni("DEL", conf, container_id="c1", netns=netns.path(pod)))
 
+    # the catalog goes away after the front door was in sync: STATUS 50, ADD 11 before anything is reserved
+    stack.stop_service("catalog")
+    poll("STATUS 50 with the catalog gone", lambda: (stack.cni("STATUS", conf)[1] or {}).get("code") == 50)
+    status, out = stack.cni("STATUS", conf)
+    assert status != 0 and out["code"] == 50 and "cannot reach its catalog" in out["msg"], out
+    other = netns.new("other")
+    status, out = stack.cni("ADD", conf, container_id="c2", netns=netns.path(other))
+    assert status != 0 and out["code"] == 11 and "catalog" in out["msg"], out
+    assert pod_links(other) == set() and node_leftovers(stack) == []
+    stack.start_service("netmgr", "--roles", "catalog", name="catalog", socket="netmgr.sock")
+    poll("STATUS 0 once the catalog is back", lambda: stack.cni("STATUS", conf)[0] == 0)
+    ok(stack.cni("ADD", conf, container_id="c2", netns=netns.path(other)))
+    ok(stack.cni("DEL", conf, container_id="c2", netns=netns.path(other)))
+
 
 def _try_add(stack: Stack, conf: dict[str, Any], path: str) -> dict[str, Any] | None:
     status, out = stack.cni("ADD", conf, container_id="c1", netns=path)

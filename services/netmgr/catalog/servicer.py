@@ -173,6 +173,8 @@ class CatalogServicer(
     async def WatchEvents(
         self, request: events_pb2.WatchEventsRequest, context: Context
     ) -> AsyncIterator[events_pb2.Event]:
+        # headers at once: a subscriber knows it is connected before the first event (which may take long)
+        await context.send_initial_metadata(())
         try:
             async for event in streams.events(self.store, request.after_revision, frozenset(request.types)):
                 yield event

@@ -65,6 +65,10 @@ class CniHandler:
     # ------------------------------------------------------------------------------------------------ ADD
     async def add(self, env: CniEnv, conf: NetConf) -> dict[str, Any]:
         resolved = self.resolve(env, conf)
+        if not self.view.connected:  # the record could not be written: fail before reserving anything
+            raise CniFailure(
+                Code.TRY_AGAIN_LATER, "multinet cannot reach its catalog right now", f"catalog: {self.view.last_error}"
+            )
         net = resolved.network
         ipam_config = self.ipam_configs.get(conf, net)
         span = trace.get_current_span()

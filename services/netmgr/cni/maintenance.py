@@ -99,10 +99,12 @@ async def status(handler: CniHandler, env: CniEnv, conf: NetConf) -> None:
     51 (not available, existing containers may have limited connectivity): this node's agent is unreachable or has
     not converged. Pods keep what the kernel holds, but nothing is repaired and no route to a pod created elsewhere
     (or away from one deleted) is programmed until the agent is back."""
-    if not handler.view.in_sync:
+    if not handler.view.in_sync or not handler.view.connected:
         raise CniFailure(
             Code.NOT_AVAILABLE,
-            "multinet is not yet in sync with its catalog",
+            "multinet is not yet in sync with its catalog"
+            if not handler.view.in_sync
+            else "multinet cannot reach its catalog: an ADD would fail now",
             f"check that netmgr's catalog is running and reachable; catalog: {handler.view.last_error}",
         )
     try:

@@ -42,6 +42,7 @@ class CatalogView:
         self.interfaces: dict[InterfaceKey, catalog_pb2.PodInterface] = {}
         self.revision = 0
         self.synced = asyncio.Event()
+        self.connected = False  # the watch stream is up now (in sync says the copy is whole, not that it is fresh)
         self.last_error = "no answer from the catalog yet"
 
     @property
@@ -57,7 +58,12 @@ class CatalogView:
                     await self._list()
                     delay = 0.05
                 await self._watch()
+                self.connected = False  # the catalog ended the stream (shutting down): reconnect, not in a hot loop
+                self.last_error = "the catalog closed the event stream"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
             except grpc.aio.AioRpcError as exc:
+                self.connected = False
                 self.last_error = f"{exc.code().name}: {exc.details()}"
                 if exc.code() == grpc.StatusCode.OUT_OF_RANGE:
                     self.synced.clear()  # our position was trimmed from the log: list again
@@ -65,6 +71,7 @@ class CatalogView:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             except Exception as exc:  # e.g. a target that is not a catalog: keep trying, never die silently
+                self.connected = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("catalog view failed")
                 await asyncio.sleep(delay)
@@ -86,6 +93,10 @@ class CatalogView:
 
     async def _watch(self) -> None:
         stream = self._events.WatchEvents(events_pb2.WatchEventsRequest(after_revision=self.revision))
+        wait = getattr(stream, "wait_for_connection", None)  # a gRPC call has it; an in-process stream is connected
+        if wait is not None:
+            await wait()
+        self.connected = True
         async for event in stream:
             self.apply(event)
 
