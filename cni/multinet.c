@@ -10,6 +10,7 @@
  * from pod annotations (Multus copies `cni-args` into `args`), and a pod must not choose where root talks to.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,7 @@ static int supported(const char *version) {
     return 0;
 }
 
+/* Stops at the first error: on EPIPE (netmgr answered early, e.g. a request too large) the answer is still read. */
 static void write_all(int fd, const char *data, size_t len) {
     while (len) {
         ssize_t n = write(fd, data, len);
@@ -116,6 +118,7 @@ static void fail(int code, const char *version, const char *msg) {
 }
 
 int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* a closed socket is an error to handle, not a reason to die silently */
     const char *command = getenv("CNI_COMMAND");
     command = command ? command : "";
     struct buf in = {0};

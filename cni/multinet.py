@@ -79,8 +79,11 @@ def main():
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
-        sock.sendall(request)
-        sock.shutdown(_socket.SHUT_WR)
+        try:
+            sock.sendall(request)
+            sock.shutdown(_socket.SHUT_WR)
+        except BrokenPipeError:
+            pass  # netmgr answered early (e.g. a request too large): its answer is still there to read
         chunks = []
         while True:
             chunk = sock.recv(262144)

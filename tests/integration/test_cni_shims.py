@@ -95,10 +95,23 @@ def test_native_and_python_executables_answer_alike(stack: Stack, netns: Namespa
             {"MULTINET_CNI_SOCKET": "/tmp/no-multinet-here.sock"},
         ),
     ]
+    huge = json.dumps(json.loads(blue) | {"padding": "x" * (9 * 1024 * 1024)}).encode()  # netmgr refuses > 8 MiB
+    cases.append(
+        (
+            "a configuration too large",
+            "ADD",
+            huge,
+            {"CNI_CONTAINERID": "x", "CNI_NETNS": "/x", "CNI_IFNAME": "eth1", "CNI_PATH": "/x"},
+        )
+    )
     evil = json.loads(blue) | {"args": {"cni": {"multinet_socket": "/tmp/evil.sock"}}, "multinet_socket": "/x.sock"}
     cases.append(("a socket named in the configuration is ignored", "VERSION", json.dumps(evil).encode(), {}))
     for label, command, stdin, env in cases:
         assert run(native, command, stdin, env) == run(python, command, stdin, env), label
+    status, out = run(
+        native, "ADD", huge, {"CNI_CONTAINERID": "x", "CNI_NETNS": "/x", "CNI_IFNAME": "eth1", "CNI_PATH": "/x"}
+    )
+    assert status == 1 and out["code"] == 6 and "8 MiB" in out["msg"], out
     for i, plugin in enumerate((native, python)):
         pod = netns.new(f"s{i}")
         env = {"CNI_CONTAINERID": f"shim{i}", "CNI_NETNS": netns.path(pod), "CNI_IFNAME": "eth1", "CNI_PATH": "/x"}

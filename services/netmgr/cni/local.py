@@ -5,6 +5,7 @@ in ASCII, a newline, then stdout. The executable stays stdlib-only and starts in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -13,6 +14,7 @@ from .dispatch import Dispatcher
 
 log = logging.getLogger("multinet.netmgr.cni.local")
 MAX_REQUEST = 8 * 1024 * 1024
+DRAIN_TIMEOUT_S = 5.0
 
 
 def decode_request(data: bytes) -> tuple[dict[str, str], bytes]:
@@ -26,6 +28,17 @@ def decode_request(data: bytes) -> tuple[dict[str, str], bytes]:
             return env, data[offset:]
         key, _, value = entry.decode(errors="replace").partition("=")
         env[key] = value
+
+
+async def _answer_early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Deliver an answer sent before the request was read whole: half-close, then read (and drop) the rest for a
+    while — closing with unread data would reset the connection and the answer would be lost."""
+    await writer.drain()
+    writer.write_eof()
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            while await reader.read(65536):
+                pass
 
 
 class LocalTransport:
@@ -58,6 +71,7 @@ class LocalTransport:
                 data += chunk
                 if len(data) > MAX_REQUEST:
                     writer.write(b'1\n{"cniVersion":"1.1.0","code":6,"msg":"network configuration larger than 8 MiB"}')
+                    await _answer_early(reader, writer)
                     return
             try:
                 env, stdin = decode_request(bytes(data))
