@@ -59,7 +59,9 @@ async def _delete(target: str, kind: str, names: list[str]) -> int:
             return 1
     for label in reply.deleted:
         print(f"{label} deleted")
-    missing = set(names) - {label.split("/")[-1] for label in reply.deleted}
+    deleted = {label.split("/", 1)[1] for label in reply.deleted}  # "network/blue", "attachment/ns/name"
+    wanted = {name if kind == "network" or "/" in name else f"default/{name}" for name in names}
+    missing = wanted - deleted
     for name in sorted(missing):
         print(f"error: {kind} {name!r} not found", file=sys.stderr)
     return 1 if missing else 0

@@ -21,9 +21,13 @@ def running_pid(paths: InstancePaths) -> int | None:
         pid = int(paths.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    try:  # alive, and still `multinetctl up` (not another process that reused the pid since)
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    ours = any(arg.endswith(b"multinetctl") for arg in argv) and b"up" in argv
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X") or not ours:
         return None
     return pid
 

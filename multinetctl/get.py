@@ -19,16 +19,14 @@ from multinet.v1 import agent_pb2, agent_pb2_grpc, catalog_pb2, catalog_pb2_grpc
 from services.common.paths import InstancePaths, unix_target
 from services.netmgr.catalog.status import pod_key, pods_status
 
-from .client import explain, netmgr_target, open_channel
+from .client import explain, open_channel
 
 
 def get(args: argparse.Namespace) -> int:
     paths = InstancePaths.resolve(args.state_dir)
-    target = netmgr_target(paths, args.server)
-    if args.kind == "reservations":
-        target = unix_target(paths.socket("ipam"))
-    elif args.kind == "agent":
-        target = unix_target(paths.socket("agent"))
+    # --server names the service that answers this kind: netmgr, or IPAM (reservations), or an agent (agent)
+    service = {"reservations": "ipam", "agent": "agent"}.get(args.kind, "netmgr")
+    target = args.server or unix_target(paths.socket(service))
     try:
         rows = asyncio.run(_fetch(target, args))
     except grpc.aio.AioRpcError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -91,7 +93,8 @@ def _teardown(lab: LabDir, state: LabState) -> list[str]:
     for info in state.processes:
         procs.stop(info)
     for pid in _stray_pids(lab.root):  # processes of a lab whose state was lost (crash)
-        subprocess.run(["kill", "-9", str(pid)], capture_output=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         done.append(f"killed stray process {pid}")
     done.append(f"stopped {len(state.processes)} processes")
     names = {p.netns for p in state.pods.values()} | {n.netns for n in state.nodes} | {state.fabric_netns}
@@ -106,16 +109,19 @@ def _teardown(lab: LabDir, state: LabState) -> list[str]:
 
 
 def _stray_pids(root: Path) -> list[int]:
-    marker = str(root).encode()
+    """Processes of this lab whose pids were lost: those started with `--state-dir` this lab's directory or one of
+    its node directories, as an exact argument (a `tail -f` of a log, or another lab, does not match)."""
+    ours = {str(root).encode(), *(str(p).encode() for p in (root / "nodes").glob("*"))}
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid() or not procs.running(int(entry.name)):
             continue
         try:
-            if marker in entry.joinpath("cmdline").read_bytes():
-                found.append(int(entry.name))
+            argv = entry.joinpath("cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+        if any(a == b"--state-dir" and b in ours for a, b in itertools.pairwise(argv)):
+            found.append(int(entry.name))
     return found
 
 

@@ -3,14 +3,13 @@ mapping of service errors to gRPC status codes."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 
-from . import local
+from . import local, sockets
 
 Registrar = Callable[[grpc.aio.Server], None]
 S = TypeVar("S")
@@ -57,9 +56,7 @@ def _prepare_unix(address: str) -> Path | None:
     if not address.startswith("unix:"):
         return None
     path = Path(address.removeprefix("unix:"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_socket():
-        path.unlink()
+    sockets.claim(path)
     return path
 
 
@@ -78,7 +75,7 @@ async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]
             paths.append(path)
     await server.start()
     for path in paths:
-        os.chmod(path, 0o600)
+        sockets.restrict(path)
     return server
 
 

@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     paths = InstancePaths.resolve(args.state_dir)
+    paths.ensure()  # the run directory root-only (0700), as every other service makes it
     args.listen = args.listen or [unix_target(paths.socket("ipam"))]
     args.store = args.store or f"sqlite:{paths.state_dir / 'ipam.db'}"
     return args

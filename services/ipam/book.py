@@ -22,6 +22,10 @@ class AddressBook:
             space = self._spaces[(network, version)] = SparseBitmap()
         return space
 
+    def peek(self, network: str, version: int) -> SparseBitmap:
+        """The space if it exists, else an empty one that is not kept (read-only questions create nothing)."""
+        return self._spaces.get((network, version)) or SparseBitmap()
+
     def spaces(self, network: str, version: int, exclusive: bool) -> list[SparseBitmap]:
         """Where an address must be free: this network, and with exclusive configs every other network too."""
         own = self.space(network, version)

@@ -166,13 +166,11 @@ class IpamCore:
         plan = config if isinstance(config, Plan) else plan_of(config)
         size = reserved = 0
         for version in (4, 6):
-            space = self.book.space(network, version)
+            space = self.book.peek(network, version)
             for lo, hi in _merged(plan, version):
                 size += hi - lo + 1
                 reserved += space.count(lo, hi)
-        exhausted = tuple(
-            r.index for r in plan.ranges if next_free([self.book.space(network, r.version)], r, 0) is None
-        )
+        exhausted = tuple(r.index for r in plan.ranges if next_free([self.book.peek(network, r.version)], r, 0) is None)
         return PoolStatus(size, reserved, bool(exhausted), exhausted)
 
     async def gc(

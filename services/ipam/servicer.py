@@ -136,7 +136,8 @@ class IpamServicer(ipam_pb2_grpc.IpamServicer):
 
     @_mapped
     async def Gc(self, request: ipam_pb2.GcRequest, context: Context) -> ipam_pb2.GcResponse:
-        network = _optional_network(request.network)
+        # a keep list is always about one network: an empty network with an empty list would release everything
+        network = dns1123_label("network", request.network)
         keys = [owner_key("", owner, f"keep[{i}]") for i, owner in enumerate(request.keep)]
         keep = {(k.container_id, k.ifname) for k in keys}
         released = await self.core.gc(network, lambda key: (key.container_id, key.ifname) in keep)

@@ -235,18 +235,17 @@ class CniHandler:
         log.info("detached", extra={"container_id": env.container_id, "ifname": env.ifname})
 
     async def _detach_on_agent(self, env: CniEnv, network: str) -> None:
-        """An unreachable agent does not fail DEL: once the record is gone, the agent removes the port when it is
-        back (level-triggered), so the address and the record must not stay held for a pod that is gone."""
+        """A failing or unreachable agent does not fail DEL: once the record is gone, the agent removes the port at
+        its next convergence (level-triggered), so the address and the record must not stay held for a pod that is
+        gone — a DEL that failed forever would hold them forever."""
         request = agent_pb2.DetachRequest(
             network=network, container_id=env.container_id, ifname=env.ifname, netns=env.netns
         )
         try:
             await call("agent", self.backends.agent.Detach(request, timeout=DEADLINE_S))
         except CniFailure as failure:
-            if failure.code != Code.TRY_AGAIN_LATER:
-                raise
             log.warning(
-                "agent unreachable during DEL: it will converge when back",
+                "agent failed during DEL: it removes the port when it next converges",
                 extra={"network": network, "container_id": env.container_id, "details": failure.details},
             )
 

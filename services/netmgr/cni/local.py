@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from pathlib import Path
+
+from services.common import sockets
 
 from .dispatch import Dispatcher
 
@@ -48,14 +49,10 @@ class LocalTransport:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        if self._path.exists() or self._path.is_socket():
-            self._path.unlink()
-        old = os.umask(0o177)  # created 0600: only root may ask for interfaces
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self._path), limit=MAX_REQUEST)
-        finally:
-            os.umask(old)
+        sockets.claim(self._path)
+        # the directory is 0700, so the moment before chmod exposes nothing (a umask change would be process-wide)
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self._path), limit=MAX_REQUEST)
+        sockets.restrict(self._path)
 
     async def close(self) -> None:
         if self._server is not None:

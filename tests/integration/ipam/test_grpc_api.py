@@ -105,7 +105,9 @@ async def test_gc_releases_everything_not_kept(ipam: Served) -> None:
     keep = [ipam_pb2.Owner(container_id="keep", ifname="eth0")]
     answer = await ipam.stub.Gc(ipam_pb2.GcRequest(network="blue", keep=keep))
     assert [(r.network, r.owner.container_id) for r in answer.released] == [("blue", "drop")]
-    answer = await ipam.stub.Gc(ipam_pb2.GcRequest(keep=keep))
+    # a keep list is about one network: without one, nothing is released (it would release everything else)
+    await expect_error(ipam.stub.Gc(ipam_pb2.GcRequest(keep=keep)), grpc.StatusCode.INVALID_ARGUMENT, "network")
+    answer = await ipam.stub.Gc(ipam_pb2.GcRequest(network="red", keep=keep))
     assert [(r.network, r.owner.container_id) for r in answer.released] == [("red", "drop")]
     listed = await ipam.stub.ListReservations(ipam_pb2.ListReservationsRequest())
     assert [(r.network, r.owner.container_id) for r in listed.reservations] == [("blue", "keep")]
@@ -154,7 +156,7 @@ async def test_invalid_fields_are_refused_naming_the_field(ipam: Served, change:
         "owner.ifname",
     )
     await expect_error(
-        ipam.stub.Gc(ipam_pb2.GcRequest(keep=[ipam_pb2.Owner(ifname="eth0")])),
+        ipam.stub.Gc(ipam_pb2.GcRequest(network="blue", keep=[ipam_pb2.Owner(ifname="eth0")])),
         grpc.StatusCode.INVALID_ARGUMENT,
         "keep[0].container_id",
     )
