@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import sys
 from collections.abc import Sequence
 
 from services.common import logs, telemetry
@@ -45,13 +46,16 @@ def main(argv: Sequence[str]) -> int:
     args = parse(argv)
     logs.setup(args.log_level)
     telemetry.setup("vppagent")
-    app = AgentApp(config_from(args))
+    try:
+        config = config_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = AgentApp(config)
     asyncio.run(run_until_signalled(app.start, app.aclose, lambda: print("agent ready", flush=True)))
     telemetry.shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,9 @@ from services.common.telemetry import tracer
 
 from . import convert
 from .drivers.base import AttachResult, Driver, ReconcileReport
+from .errors import InvalidSpec, NetnsNotFound
 from .model import DesiredNode, PortSpec
+from .netns_guard import check_pod_netns
 from .state import ClusterState, Key, desired_node
 
 log = logging.getLogger("multinet.vppagent")
@@ -33,6 +36,8 @@ T = TypeVar("T")
 P = ParamSpec("P")
 FAST_PATH_GRACE_S = 120.0  # how long a CNI-attached port may wait to show up in the desired state
 DEBOUNCE_S = 0.02
+FIRST_RETRY_S = 0.1
+MAX_RETRY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,15 @@ class AgentSettings:
     node: str
     underlay_ip: str = ""  # this node's VTEP address; "" = no tunnels (single node)
     resync_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.underlay_ip:
+            try:
+                ipaddress.ip_address(self.underlay_ip)
+            except ValueError:
+                raise ValueError(f"--underlay-ip {self.underlay_ip!r} is not an IP address") from None
+        if self.resync_interval_s <= 0:
+            raise ValueError("--resync-interval must be positive")
 
 
 class NodeAgent:
@@ -83,6 +97,7 @@ class NodeAgent:
     async def attach(self, iface: catalog_pb2.PodInterface, net_msg: catalog_pb2.Network) -> AttachResult:
         net = convert.network(net_msg, self.default_mtu)
         port = convert.port(iface, net)
+        check_pod_netns(port.netns)
         self._tombstones.pop(port.key, None)
         self._fast[port.key] = (port, time.monotonic())
         try:
@@ -154,6 +169,14 @@ class NodeAgent:
                 del self._fast[key]
             else:
                 desired.ports[key] = port
+        for key, port in list(desired.ports.items()):
+            try:
+                check_pod_netns(port.netns)
+            except InvalidSpec as exc:  # (a netns that is gone is the driver's to report: it may come back)
+                log.error("refusing a port", extra={"port": key, "error": str(exc)})
+                del desired.ports[key]
+            except NetnsNotFound:
+                pass
         for key, since in list(self._tombstones.items()):
             if key not in self.state.interfaces or now - since > FAST_PATH_GRACE_S:
                 del self._tombstones[key]
@@ -165,6 +188,7 @@ class NodeAgent:
         """Apply each change by difference; read the whole dataplane back at the first snapshot and on every
         resync interval (drift repair)."""
         last_full = -1.0
+        failures_backoff = FIRST_RETRY_S
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=self.settings.resync_interval_s)
@@ -173,7 +197,19 @@ class NodeAgent:
             await asyncio.sleep(DEBOUNCE_S)  # let a burst of updates coalesce into one apply
             self._dirty.clear()
             full = last_full < 0 or time.monotonic() - last_full >= self.settings.resync_interval_s
-            await self.reconcile_once(full=full)
+            try:
+                await self.reconcile_once(full=full)
+            except Exception:
+                # the loop must outlive any failure: not converged until an apply succeeds again, and the next
+                # attempt reads the dataplane back in full (the driver's picture of it can no longer be trusted)
+                log.exception("converging failed: retrying", extra={"full": full, "retry_in_s": failures_backoff})
+                self.converged.clear()
+                last_full = -1.0
+                self._dirty.set()
+                await asyncio.sleep(failures_backoff)
+                failures_backoff = min(failures_backoff * 2, MAX_RETRY_S)
+                continue
+            failures_backoff = FIRST_RETRY_S
             if full:
                 last_full = time.monotonic()
 

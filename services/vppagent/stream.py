@@ -28,5 +28,7 @@ async def follow_desired_state(agent: NodeAgent, channels: rpc.Channels, target:
                 delay = 0.05
         except grpc.aio.AioRpcError as exc:
             log.warning("desired-state stream interrupted", extra={"code": exc.code().name, "details": exc.details()})
+        except Exception:  # the stream is the agent's lifeline: log, back off, follow it again
+            log.exception("desired-state stream failed")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
