@@ -10,19 +10,22 @@ SERVICES = Path(__file__).resolve().parents[2] / "services"
 
 
 def imported_modules(path: Path) -> set[str]:
+    """Absolute names of what a file imports, relative imports resolved against its package."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    package = path.relative_to(SERVICES.parent).with_suffix("").parts[:-1]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else ()
+            found.add(".".join([*base, *([node.module] if node.module else [])]))
     return found
 
 
-def violations() -> list[str]:
+def violations(root: Path = SERVICES) -> list[str]:
     bad = []
-    for service_dir in sorted(p for p in SERVICES.iterdir() if p.is_dir() and not p.name.startswith("_")):
+    for service_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
         for path in service_dir.rglob("*.py"):
             for module in imported_modules(path):
                 parts = module.split(".")
@@ -51,7 +54,15 @@ def test_common_depends_on_no_service() -> None:
     assert common_violations() == []
 
 
-def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
-    bad = tmp_path / "x.py"
-    bad.write_text("from services.ipam.core import IpamCore\nimport services.netmgr.app\n")
-    assert imported_modules(bad) == {"services.ipam.core", "services.netmgr.app"}
+def test_the_checker_sees_violations_absolute_and_relative() -> None:
+    probe = SERVICES / "netmgr" / "_layering_probe.py"
+    probe.write_text("from services.ipam.core import IpamCore\nfrom ..ipam import core\nfrom . import app\n")
+    try:
+        found = violations()
+    finally:
+        probe.unlink()
+    assert imported_modules.__doc__
+    assert sorted(found) == [
+        "services/netmgr/_layering_probe.py imports services.ipam",
+        "services/netmgr/_layering_probe.py imports services.ipam.core",
+    ]
