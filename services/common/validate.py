@@ -78,3 +78,39 @@ def mtu(field: str, value: int) -> int:
     if value and not 576 <= value <= 65535:
         raise FieldError(field, f"must be between 576 and 65535 (or 0 for automatic), got {value}")
     return value
+
+
+# Identifiers every edge checks the same way (CNI env, CNI config, gRPC fields); each edge wraps the problem in
+# its own error (a CNI code, a FieldError, a gRPC status).
+MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+IB_HWADDR = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){19}$")  # IP-over-InfiniBand (RFC 4391), 20 bytes
+_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
+_IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
+
+
+def ifname_problem(value: str) -> str | None:
+    """Linux interface names: 1..15 bytes, not '.' or '..', no '/', ':' or whitespace."""
+    if not value:
+        return "is empty"
+    if len(value.encode()) > 15:
+        return "is longer than 15 bytes"
+    if value in (".", ".."):
+        return "cannot be '.' or '..'"
+    if _IFNAME_FORBIDDEN.search(value):
+        return "contains '/', ':' or whitespace"
+    return None
+
+
+def container_id_problem(value: str) -> str | None:
+    """CNI SPEC: starts with a letter or digit, then letters, digits, '_', '.' or '-' (here: at most 255)."""
+    if not _CONTAINER_ID.match(value):
+        return "must start with a letter or digit, followed by letters, digits, '_', '.' or '-' (255 at most)"
+    return None
+
+
+def unicast_mac_problem(value: str) -> str | None:
+    if not MAC.match(value):
+        return "is not a MAC address (aa:bb:cc:dd:ee:ff)"
+    if int(value[:2], 16) & 1:
+        return "is a multicast address"
+    return None

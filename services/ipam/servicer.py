@@ -6,7 +6,6 @@ ALREADY_EXISTS; store unavailable → UNAVAILABLE."""
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,7 +14,7 @@ from multinet.v1 import ipam_pb2, ipam_pb2_grpc
 
 from services.common import telemetry
 from services.common.rpc import ServiceError, abort, invalid
-from services.common.validate import FieldError, dns1123_label
+from services.common.validate import FieldError, container_id_problem, dns1123_label, ifname_problem
 from services.ipam.config import plan_of
 from services.ipam.core import IpamCore
 from services.ipam.errors import AddressTaken, IpamError, PoolExhausted, StoreUnavailable
@@ -27,8 +26,6 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 U64_MAX = (1 << 64) - 1
 # CNI spec: a container id is alphanumerics plus '_', '.', '-'; an interface name is a Linux one (< 16 bytes).
-_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
-_IFNAME = re.compile(r"^[^/:\s]{1,15}$")
 _tracer = telemetry.tracer("multinet.ipam")
 
 
@@ -60,12 +57,12 @@ def service_error(exc: FieldError | IpamError) -> ServiceError:
 def owner_key(network: str, owner: ipam_pb2.Owner, field: str = "owner") -> OwnerKey:
     if not owner.container_id:
         raise FieldError(f"{field}.container_id", "is required (the CNI container id)")
-    if not _CONTAINER_ID.match(owner.container_id):
-        raise FieldError(f"{field}.container_id", f"{owner.container_id!r}: letters, digits, '_', '.', '-' only")
+    if problem := container_id_problem(owner.container_id):
+        raise FieldError(f"{field}.container_id", f"{owner.container_id!r} {problem}")
     if not owner.ifname:
         raise FieldError(f"{field}.ifname", "is required (the interface name in the pod)")
-    if not _IFNAME.match(owner.ifname) or owner.ifname in (".", ".."):
-        raise FieldError(f"{field}.ifname", f"{owner.ifname!r} is not a Linux interface name (1-15 bytes, no '/')")
+    if problem := ifname_problem(owner.ifname):
+        raise FieldError(f"{field}.ifname", f"{owner.ifname!r} {problem}")
     return OwnerKey(network, owner.container_id, owner.ifname)
 
 

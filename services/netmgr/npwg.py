@@ -24,13 +24,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from services.common.validate import IB_HWADDR, MAC, ifname_problem
+
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_IB_HWADDR = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){19}$")
-_IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
 _KNOWN_KEYS = frozenset(
     {
         "name",
@@ -216,7 +215,7 @@ def _ips(where: str, value: object) -> tuple[str, ...]:
 def _mac(where: str, value: object) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str) or not (_MAC.match(value) or _IB_HWADDR.match(value)):
+    if not isinstance(value, str) or not (MAC.match(value) or IB_HWADDR.match(value)):
         raise AnnotationError(
             f"{where}: {value!r} is not a 6-byte Ethernet (02:23:45:67:89:01) or 20-byte InfiniBand address"
         )
@@ -280,10 +279,9 @@ def _check_subdomain(where: str, value: str) -> None:
 
 
 def _check_ifname(where: str, value: str) -> None:
-    if not value or len(value.encode()) > 15 or value in (".", "..") or _IFNAME_FORBIDDEN.search(value):
-        raise AnnotationError(
-            f"{where} {value!r} is not a Linux interface name (1-15 bytes, not '.' or '..', no '/', ':' or spaces)"
-        )
+    problem = ifname_problem(value)
+    if problem:
+        raise AnnotationError(f"{where} {value!r} is not a Linux interface name: it {problem}")
 
 
 def _check_unique_interfaces(selections: list[NetworkSelection], taken: Collection[str]) -> None:

@@ -11,8 +11,6 @@ from services.common import validate
 from .errors import InvalidSpec
 from .model import NetworkSpec, PortRoute, PortSpec, RemoteEndpoint
 
-_MAC_HEX = set("0123456789abcdef:")
-
 
 def network(msg: catalog_pb2.Network, default_mtu: int) -> NetworkSpec:
     try:
@@ -29,8 +27,10 @@ def port(msg: catalog_pb2.PodInterface, net: NetworkSpec) -> PortSpec:
     try:
         if not msg.container_id:
             raise validate.FieldError("interface.container_id", "is required")
-        if not msg.ifname or len(msg.ifname) > 15 or "/" in msg.ifname:
-            raise validate.FieldError("interface.ifname", f"{msg.ifname!r} is not a valid interface name")
+        if problem := validate.ifname_problem(msg.ifname):
+            raise validate.FieldError("interface.ifname", f"{msg.ifname!r} {problem}")
+        if problem := validate.container_id_problem(msg.container_id):
+            raise validate.FieldError("interface.container_id", f"{msg.container_id!r} {problem}")
         if not msg.netns.startswith("/"):
             raise validate.FieldError("interface.netns", f"{msg.netns!r} is not an absolute path")
         ips = tuple(validate.interface(f"interface.ips[{i}]", ip) for i, ip in enumerate(msg.ips))
@@ -38,8 +38,8 @@ def port(msg: catalog_pb2.PodInterface, net: NetworkSpec) -> PortSpec:
             raise validate.FieldError("interface.ips", "at least one address is required")
         routes = tuple(_route(i, r) for i, r in enumerate(msg.routes))
         mac = msg.mac.lower()
-        if mac and (len(mac) != 17 or not set(mac) <= _MAC_HEX):
-            raise validate.FieldError("interface.mac", f"{msg.mac!r} is not a MAC address")
+        if mac and (problem := validate.unicast_mac_problem(mac)):
+            raise validate.FieldError("interface.mac", f"{msg.mac!r} {problem}")
         validate.mtu("interface.mtu", msg.mtu)
     except validate.FieldError as exc:
         raise InvalidSpec(str(exc)) from None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from services.common.validate import container_id_problem, ifname_problem, unicast_mac_problem
 
 from .errors import CniFailure, Code
 
@@ -18,9 +19,6 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "STATUS": (),
     "VERSION": (),
 }
-_CONTAINER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_IFNAME_FORBIDDEN = re.compile(r"[/:\s]")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +54,9 @@ class CniEnv:
 
     def requested_mac(self) -> str:
         mac = self.args.get("MAC", "")
-        if mac and not _MAC.match(mac):
-            raise CniFailure(Code.INVALID_ENV, f"CNI_ARGS MAC={mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
-        if mac and int(mac[:2], 16) & 1:
-            raise CniFailure(Code.INVALID_ENV, f"CNI_ARGS MAC={mac} is a multicast address")
+        problem = unicast_mac_problem(mac) if mac else None
+        if problem:
+            raise CniFailure(Code.INVALID_ENV, f"CNI_ARGS MAC={mac!r} {problem}")
         return mac.lower()
 
 
@@ -88,25 +85,13 @@ def parse_env(env: Mapping[str, str]) -> CniEnv:
 
 
 def check_container_id(value: str) -> None:
-    if not _CONTAINER_ID.match(value):
-        raise CniFailure(
-            Code.INVALID_ENV,
-            f"CNI_CONTAINERID {value!r} is invalid",
-            "it must start with a letter or digit, followed by letters, digits, '_', '.' or '-'",
-        )
+    problem = container_id_problem(value)
+    if problem:
+        raise CniFailure(Code.INVALID_ENV, f"CNI_CONTAINERID {value!r} is invalid", f"it {problem}")
 
 
 def check_ifname(value: str, what: str, code: Code) -> None:
-    """Linux interface names: 1..15 bytes, not '.' or '..', no '/', ':' or whitespace."""
-    problem = ""
-    if not value:
-        problem = "is empty"
-    elif len(value.encode()) > 15:
-        problem = "is longer than 15 characters"
-    elif value in (".", ".."):
-        problem = "cannot be '.' or '..'"
-    elif _IFNAME_FORBIDDEN.search(value):
-        problem = "contains '/', ':' or whitespace"
+    problem = ifname_problem(value)
     if problem:
         raise CniFailure(code, f"{what} {value!r} {problem}", "use a Linux interface name such as eth1 or net1")
 

@@ -11,16 +11,15 @@ the message names the key and its value, as the spec asks."""
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from services.common.validate import IB_HWADDR, unicast_mac_problem
+
 from ..netconf import plugins_of
 from .errors import CniFailure, Code
 
-_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-_IB_HWADDR = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){19}$")  # IP-over-InfiniBand (RFC 4391), 20 bytes
 # runtimeConfig capabilities other plugins of a chain consume (portmap, bandwidth, ...) or that are purely
 # informational: multinet ignores them.
 _FOREIGN_CAPABILITIES = frozenset(
@@ -112,20 +111,17 @@ def _mac(raw: dict[str, Any]) -> str:
         mac = source.get("mac")
         if mac is None:
             continue
-        if isinstance(mac, str) and _IB_HWADDR.match(mac):
+        if isinstance(mac, str) and IB_HWADDR.match(mac):
             raise CniFailure(
                 Code.UNSUPPORTED_FIELD,
                 f"{where}.mac: {mac!r} is not supported",
                 "an IP-over-InfiniBand hardware address needs an InfiniBand device; multinet interfaces are "
                 "Ethernet-like (aa:bb:cc:dd:ee:ff)",
             )
-        if not isinstance(mac, str) or not _MAC.match(mac):
-            raise CniFailure(Code.INVALID_CONFIG, f"{where}.mac {mac!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
-        if int(mac[:2], 16) & 1:
-            raise CniFailure(
-                Code.INVALID_CONFIG, f"{where}.mac {mac} is a multicast address", "use a unicast MAC such as 02:..."
-            )
-        return mac.lower()
+        problem = unicast_mac_problem(mac) if isinstance(mac, str) else "is not a MAC address (aa:bb:cc:dd:ee:ff)"
+        if problem:
+            raise CniFailure(Code.INVALID_CONFIG, f"{where}.mac {mac!r} {problem}", "use a unicast MAC such as 02:...")
+        return str(mac).lower()
     return ""
 
 
