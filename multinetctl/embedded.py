@@ -13,12 +13,12 @@ import sys
 from services.common import logs, telemetry
 from services.common.lifecycle import run_until_signalled
 from services.common.paths import InstancePaths, unix_target
+from services.ipam.app import IpamApp, IpamConfig
 from services.netmgr.app import CniRole, NetmgrApp, NetmgrConfig
 from services.vppagent.agent import AgentSettings
 from services.vppagent.app import AgentApp, AgentConfig
 
 from .daemon import running_pid, start_detached
-from .ipam_embed import EmbeddedIpam
 
 READY_TIMEOUT_S = 20.0
 
@@ -57,11 +57,9 @@ class EmbeddedStack:
                 ),
             )
         )
-        self.ipam = EmbeddedIpam(
-            listen=unix_target(paths.socket("ipam")),
-            store_url=f"sqlite:{paths.state_dir / 'ipam.db'}",
-            catalog_target=netmgr_target,
-        )
+        self.ipam = IpamApp(IpamConfig(listen=(unix_target(paths.socket("ipam")),),
+                                       store_url=f"sqlite:{paths.state_dir / 'ipam.db'}",
+                                       catalog_target=netmgr_target))  # fmt: skip
         self.agent = AgentApp(
             AgentConfig(
                 settings=AgentSettings(node=node, underlay_ip=underlay_ip),

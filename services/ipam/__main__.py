@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-from pathlib import Path
 
-from services.common import logs, rpc, telemetry
+from services.common import logs, telemetry
+from services.common.lifecycle import run_until_signalled
 from services.common.paths import InstancePaths, unix_target
 from services.common.validate import FieldError
-from services.ipam import DEFAULT_GRACE_PERIOD, DEFAULT_RECONCILE_INTERVAL, build_ipam
+from services.ipam import DEFAULT_GRACE_PERIOD, DEFAULT_RECONCILE_INTERVAL
+from services.ipam.app import IpamApp, IpamConfig
 from services.ipam.errors import IpamError
 
 log = logging.getLogger("multinet.ipam")
@@ -41,38 +40,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def serve(args: argparse.Namespace) -> None:
-    ipam = await build_ipam(args.store, args.catalog, reconcile_interval=args.reconcile_interval,
-                            grace_period=args.grace_period)  # fmt: skip
-    try:
-        server = await rpc.start_server([ipam.register], args.listen)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("ipam serving", extra={"listen": args.listen, "store": args.store.partition("?")[0]})
-        await stop.wait()
-        log.info("ipam stopping")
-        await server.stop(grace=2)
-    finally:
-        await ipam.aclose()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.log_level)
     telemetry.setup("ipam")
+    app = IpamApp(IpamConfig(tuple(args.listen), args.store, args.catalog, args.reconcile_interval,
+                             args.grace_period))  # fmt: skip
     try:
-        asyncio.run(serve(args))
+        asyncio.run(run_until_signalled(app.start, app.aclose, lambda: print("ipam ready", flush=True)))
     except (FieldError, IpamError) as exc:
         log.error("ipam cannot start", extra={"error": str(exc)})
         return 1
     finally:
         telemetry.shutdown()
-        for address in args.listen:
-            if address.startswith("unix:"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(address.removeprefix("unix:")).unlink()
     return 0
 
 

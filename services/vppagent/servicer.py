@@ -9,6 +9,7 @@ from services.common.rpc import Context, ServiceError, abort
 
 from .agent import NodeAgent
 from .errors import DataplaneError, InterfaceExists, InvalidSpec, NetnsNotFound
+from .model import HOST_SIDE_MAC
 
 
 def _status(exc: DataplaneError) -> ServiceError:
@@ -33,7 +34,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             result = await self.agent.attach(request.interface, request.network)
         except DataplaneError as exc:
             await abort(context, _status(exc))
-        return agent_pb2.AttachResponse(host_ifname=result.host_ifname, mac=result.mac, mtu=result.mtu)
+        return agent_pb2.AttachResponse(
+            host_ifname=result.host_ifname, mac=result.mac, mtu=result.mtu, host_mac=HOST_SIDE_MAC
+        )
 
     async def Detach(self, request: agent_pb2.DetachRequest, context: Context) -> agent_pb2.DetachResponse:
         if not (request.network and request.container_id and request.ifname):

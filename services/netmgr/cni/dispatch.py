@@ -14,11 +14,10 @@ from . import config, maintenance
 from .env import parse_env
 from .errors import CniFailure, Code
 from .handler import CniHandler
-from .result import add_result, dumps, error_result, version_result
+from .result import dumps, error_result, version_result
 
 log = logging.getLogger("multinet.netmgr.cni")
 _tracer = tracer("multinet.netmgr.cni")
-__all__ = ["Dispatcher", "add_result"]
 
 
 class Dispatcher:

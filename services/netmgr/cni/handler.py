@@ -123,6 +123,7 @@ class CniHandler:
                     Code.DATAPLANE_FAILURE, f"the node agent set MAC {reply.mac} instead of the requested {iface.mac}"
                 )
             iface.host_ifname, iface.mac, iface.mtu = reply.host_ifname, reply.mac, reply.mtu
+            iface.host_mac = reply.host_mac
             with _tracer.start_as_current_span("catalog.record"):
                 await call(
                     "catalog",

@@ -21,9 +21,6 @@ from multinet.v1 import catalog_pb2
 from .config import SUPPORTED_VERSIONS, version_tuple
 from .errors import CniFailure
 
-SUPPORTED = list(SUPPORTED_VERSIONS)
-HOST_SIDE_MAC = "ee:ee:ee:ee:ee:ee"  # the node side of every pod veth (Calico's convention: no ARP involved)
-
 
 def dns_of(conf_dns: dict[str, Any], ipam: catalog_pb2.IpamConfig) -> catalog_pb2.Dns:
     """The config's well-known `dns` block, else the IPAM block's nameservers."""
@@ -62,7 +59,7 @@ def add_result(version: str, iface: catalog_pb2.PodInterface, prev: dict[str, An
     result: dict[str, Any] = copy.deepcopy(prev) if prev else {}
     result["cniVersion"] = version
     interfaces = result.setdefault("interfaces", [])
-    interfaces.append({"name": iface.host_ifname, "mac": HOST_SIDE_MAC})
+    interfaces.append({"name": iface.host_ifname, "mac": iface.host_mac})
     pod_entry: dict[str, Any] = {"name": iface.ifname, "mac": iface.mac, "sandbox": iface.netns}
     if version_tuple(version) >= (1, 1, 0) and iface.mtu:
         pod_entry["mtu"] = iface.mtu
@@ -101,7 +98,7 @@ def _version_field(entry: dict[str, Any], legacy: bool) -> None:
 
 
 def version_result(version: str | None) -> dict[str, Any]:
-    return {"cniVersion": version or SUPPORTED[-1], "supportedVersions": SUPPORTED}
+    return {"cniVersion": version or SUPPORTED_VERSIONS[-1], "supportedVersions": list(SUPPORTED_VERSIONS)}
 
 
 def error_result(version: str, failure: CniFailure) -> dict[str, Any]:
