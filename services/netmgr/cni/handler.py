@@ -18,10 +18,10 @@ from .backends import DEADLINE_S, Backends, call
 from .config import NetConf
 from .env import CniEnv
 from .errors import CniFailure, Code
+from .interface import build_interface, owner_of
 from .ipam_config import IpamConfigs
 from .pools import PoolReporter
-from .result import add_result, dns_of
-from .routes import GATEWAYS, pod_routes
+from .result import add_result
 from .view import CatalogView, Resolved
 
 log = logging.getLogger("multinet.netmgr.cni")
@@ -89,7 +89,7 @@ class CniHandler:
     ) -> catalog_pb2.PodInterface:
         """IPAM allocate, agent attach, catalog record; any failure after the allocation rolls everything back."""
         net = resolved.network
-        owner = ipam_pb2.Owner(container_id=env.container_id, ifname=env.ifname, pod_ref=_pod_ref(env))
+        owner = owner_of(env)
         with _tracer.start_as_current_span("ipam.allocate"):
             allocation = await call(
                 "ipam",
@@ -109,7 +109,7 @@ class CniHandler:
                 },
             )
         try:
-            iface = self._interface(env, conf, resolved, ipam_config, allocation)
+            iface = build_interface(env, conf, resolved, ipam_config, allocation, self.node)
             with _tracer.start_as_current_span("agent.attach"):
                 reply = await call(
                     "agent",
@@ -134,38 +134,6 @@ class CniHandler:
         except BaseException as exc:
             await self._rollback(env, net.name, owner, attached=not _interface_exists(exc))
             raise
-        return iface
-
-    def _interface(
-        self,
-        env: CniEnv,
-        conf: NetConf,
-        resolved: Resolved,
-        ipam_config: catalog_pb2.IpamConfig,
-        allocation: ipam_pb2.AllocateResponse,
-    ) -> catalog_pb2.PodInterface:
-        net, att = resolved.network, resolved.attachment
-        ips = [_host_prefix(a.address) for a in allocation.allocations]
-        families = {4 if ":" not in ip else 6 for ip in ips}
-        requests = conf.requests
-        default_families = (requests.default_route_families or families) & families if requests.default_route else set()
-        iface = catalog_pb2.PodInterface(
-            network=net.name,
-            attachment=att.name if att is not None else conf.name,
-            attachment_namespace=att.namespace if att is not None else "",
-            container_id=env.container_id,
-            ifname=env.ifname,
-            netns=env.netns,
-            node=self.node,
-            ips=ips,
-            mac=requests.mac or env.requested_mac(),
-            mtu=net.mtu,
-            pod=catalog_pb2.PodRef(namespace=env.pod_namespace, name=env.pod_name, uid=env.pod_uid),
-            default_route=bool(default_families),
-            gateways=[GATEWAYS[4 if ":" not in ip else 6] for ip in ips],
-        )
-        iface.dns.CopyFrom(dns_of(conf.dns, ipam_config))
-        iface.routes.extend(pod_routes(net, ipam_config, families, default_families))
         return iface
 
     async def _rollback(self, env: CniEnv, network: str, owner: ipam_pb2.Owner, *, attached: bool) -> None:
@@ -262,12 +230,3 @@ class CniHandler:
 
 def _interface_exists(exc: BaseException) -> bool:
     return isinstance(exc, CniFailure) and exc.code == Code.INTERFACE_EXISTS
-
-
-def _host_prefix(address: str) -> str:
-    ip = address.split("/", maxsplit=1)[0]
-    return f"{ip}/128" if ":" in ip else f"{ip}/32"
-
-
-def _pod_ref(env: CniEnv) -> str:
-    return f"{env.pod_namespace}/{env.pod_name}" if env.pod_name else ""
