@@ -4,28 +4,49 @@ neighbour protocol 109, link alias "multinet:...", tables TABLE_BASE+VNI) so a r
 
 Like Felix's dataplane managers it keeps a cache of what it applied: `apply` diffs the desired state against
 that cache and sends only the difference (no kernel read), `reconcile` reads the kernel back and converges it
-(at start, periodically, and whenever something failed and the cache can no longer be trusted)."""
+(at start, periodically, and whenever something failed and the cache can no longer be trusted).
+
+On top of the routing path, when the kernel supports it, a tc-BPF fast path (`fastpath/`): a program on the
+ingress of every pod port and tunnel device forwards with one FIB lookup in the network's table and a redirect;
+whatever it does not handle falls through to the routing path unchanged."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 
 from ...errors import DataplaneError, NetnsNotFound
-from ...model import OWNER_ALIAS_PREFIX, VXLAN_OVERHEAD_V4, VXLAN_PORT, DesiredNode, NetworkSpec, PortSpec
+from ...model import (
+    OWNER_ALIAS_PREFIX,
+    VXLAN_OVERHEAD_V4,
+    VXLAN_PORT,
+    DesiredNode,
+    NetworkSpec,
+    PortSpec,
+    table_for_vni,
+)
 from ..base import AttachResult, ReconcileReport
 from . import plan, pod, ports, requests, sysctl
 from .actual import read_host_objects
 from .diff import host_changes
+from .fastpath.control import Device, FastPath
+from .fastpath.programs import Role
 from .netlink import dumps, messages
 from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
-from .netlink.socket import NetlinkError, NetlinkSocket, Request
+from .netlink.socket import NetlinkError, NetlinkSocket, Outcome, Request
+
+log = logging.getLogger("multinet.vppagent.linux")
 
 
 class LinuxDriver:
     name = "linux"
 
-    def __init__(self, underlay_ifname: str = "") -> None:
+    def __init__(self, underlay_ifname: str = "", fastpath: bool | None = None) -> None:
+        """`fastpath`: True requires the tc-BPF fast path, False keeps it off (and removes ours at the next full
+        resync), None decides by MULTINET_FASTPATH (on|off|auto, default off), auto meaning on when the kernel supports
+        it."""
+        self._fast = FastPath(fastpath)
         self._host = NetlinkSocket()
         self._underlay_ifname = underlay_ifname or self._default_route_ifname()
         self._uplink_mtu = self._read_uplink_mtu()
@@ -35,7 +56,12 @@ class LinuxDriver:
         self._retired: dict[tuple[str, str, str], int] = {}  # detached ports waiting for deletion: ifindex
         self._reaper: NetlinkSocket | None = None
 
+    @property
+    def fastpath(self) -> bool:
+        return self._fast.enabled
+
     def close(self) -> None:
+        self._fast.close()
         self._host.close()
         if self._reaper is not None:
             self._reaper.close()
@@ -82,7 +108,14 @@ class LinuxDriver:
             plan.network_objects(network, objects)
             plan.port_objects(port, network, objects)
             sysctl.prepare_host_port(port.host_ifname)
-            self._host.execute([messages.link_up(port.host_ifname), *requests.adds(objects, self._index)])
+            device = Device(port.host_ifname, self._index[port.host_ifname], network.table, Role.PORT)
+            fast = self._fast.requests(device)
+            reqs = [messages.link_up(port.host_ifname), *requests.adds(objects, self._index)]
+            # the filter rides in the port's own batch, before the link goes up (cheaper on a down device)
+            outcomes = self._host.execute_all(fast + reqs)
+            self._settle_fast(outcomes[: len(fast)])
+            for outcome in outcomes[len(fast) :]:
+                outcome.raise_for_error()
         except NetlinkError as exc:
             raise DataplaneError(str(exc)) from exc
         except FileNotFoundError as exc:
@@ -132,6 +165,9 @@ class LinuxDriver:
             return [*found, f"network namespace {port.netns} does not exist"]
         with NetlinkSocket(port.netns) as pod_sock:
             found += pod.problems(pod_sock, port)
+        if host is not None:
+            problem = self._fast.problem(self._host, Device(host.name, host.index, network.table, Role.PORT))
+            found += [problem] if problem else []
         wanted = plan.HostObjects()
         plan.port_objects(port, network, wanted)
         actual = read_host_objects(self._host)
@@ -152,6 +188,7 @@ class LinuxDriver:
             return self.reconcile(desired)
         report = ReconcileReport()
         wanted = plan.host_objects(desired, self.tunnel_mtu())
+        self._fast.retain({net.table for net in desired.networks.values()})
         self._sync_ports(desired, wanted, self._cache.ports, report)
         self._sync_vxlans(desired, wanted, set(self._cache.vxlans), report)
         self._sync_objects(wanted, self._cache, report)
@@ -164,10 +201,12 @@ class LinuxDriver:
         self._refresh_index()
         owned = {name for name, link in self._links.items() if link.alias.startswith(OWNER_ALIAS_PREFIX)}
         wanted = plan.host_objects(desired, self.tunnel_mtu())
+        self._fast.retain({net.table for net in desired.networks.values()})
         self._sync_ports(desired, wanted, {n for n in owned if self._links[n].kind == "veth"}, report)
         self._sync_vxlans(desired, wanted, {n for n in owned if self._links[n].kind == "vxlan"}, report)
         self._refresh_index()
         self._sync_objects(wanted, read_host_objects(self._host, self._links), report)
+        self._sync_fastpath(desired, wanted, report)
         return report
 
     def _refresh_index(self) -> None:
@@ -210,14 +249,42 @@ class LinuxDriver:
         for vx in missing:
             reqs.append(messages.vxlan_create(vx.name, vx.vni, desired.underlay, VXLAN_PORT, vx.mtu, vx.mac, underlay))
             reqs.append(messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"))
-            reqs.append(messages.link_up(vx.name))
         self._host.execute(reqs)
+        fast: list[Request] = []
         for vx in missing:
             link = dumps.link(self._host, vx.name)
             if link is not None:
                 self._index[vx.name] = link.index
                 sysctl.spread_receive(vx.name)
+                fast += self._fast.requests(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
+        # the programs go on while the devices are still down: attaching a qdisc to an up device costs more
+        outcomes = self._host.execute_all(fast + [messages.link_up(vx.name) for vx in missing])
+        report.problems += self._settle_fast(outcomes[: len(fast)])
+        for outcome in outcomes[len(fast) :]:
+            outcome.raise_for_error()
         report.added += len(missing)
+
+    def _sync_fastpath(self, desired: DesiredNode, wanted: plan.HostObjects, report: ReconcileReport) -> None:
+        """Every port and tunnel present runs the current program (a restarted agent keeps what is right)."""
+        devices = [
+            Device(vx.name, self._index[vx.name], table_for_vni(vx.vni), Role.TUNNEL)
+            for vx in wanted.vxlans.values()
+            if vx.name in self._index
+        ]
+        for port in desired.ports.values():
+            net = desired.networks.get(port.network)
+            if net is not None and port.host_ifname in wanted.ports and port.host_ifname in self._index:
+                devices.append(Device(port.host_ifname, self._index[port.host_ifname], net.table, Role.PORT))
+        result = self._fast.sync(self._host, devices)
+        report.added += result.attached
+        report.removed += result.removed
+        report.problems += result.problems
+
+    def _settle_fast(self, outcomes: list[Outcome]) -> list[str]:
+        problems = self._fast.settle(outcomes)
+        for problem in problems:
+            log.warning("%s", problem)
+        return problems
 
     def _sync_objects(self, wanted: plan.HostObjects, current: plan.HostObjects, report: ReconcileReport) -> None:
         changes = host_changes(wanted, current)

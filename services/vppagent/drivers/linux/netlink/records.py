@@ -60,3 +60,17 @@ class Neighbour:
     mac: str
     state: int
     protocol: int
+
+
+@dataclass(frozen=True, slots=True)
+class BpfFilter:
+    """A tc "bpf" classifier as dumped: where it hangs and which program it runs (tag: a hash of the code)."""
+
+    index: int
+    parent: int
+    priority: int
+    handle: int
+    name: str
+    prog_id: int
+    tag: bytes
+    direct_action: bool
