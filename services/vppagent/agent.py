@@ -82,7 +82,8 @@ class NodeAgent:
 
     async def start(self) -> None:
         await self._run(self.driver.prepare)
-        self.default_mtu = await self._run(self.driver.tunnel_mtu)
+        underlay_v6 = bool(self.settings.underlay_ip) and ipaddress.ip_address(self.settings.underlay_ip).version == 6
+        self.default_mtu = await self._run(self.driver.tunnel_mtu, underlay_v6)
         log.info(
             "agent ready",
             extra={"node": self.settings.node, "driver": self.driver.name, "default_mtu": self.default_mtu},

@@ -24,6 +24,13 @@ TABLE_BASE = 0x10000000
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD_V4 = 50
 VXLAN_OVERHEAD_V6 = 70
+
+
+def vxlan_overhead(underlay_v6: bool) -> int:
+    """Outer IP + UDP + VXLAN + inner Ethernet: an IPv6 underlay's header is 20 bytes longer."""
+    return VXLAN_OVERHEAD_V6 if underlay_v6 else VXLAN_OVERHEAD_V4
+
+
 HOST_IFNAME_PREFIX = "mn"
 VXLAN_IFNAME_PREFIX = "mnvx"
 OWNER_ALIAS_PREFIX = "multinet:"

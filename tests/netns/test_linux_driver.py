@@ -5,14 +5,16 @@ pods; a pod with a default route still cannot reach another network or the node'
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
+import pathlib
 from collections.abc import Iterator
 
 import pytest
 
 from services.vppagent.drivers.linux.driver import LinuxDriver
-from services.vppagent.errors import InterfaceExists, NetnsNotFound
+from services.vppagent.errors import DataplaneError, InterfaceExists, NetnsNotFound
 from services.vppagent.model import DesiredNode, NetworkSpec, PortRoute, PortSpec
 from tests.fixtures.netns import Namespaces, inside, sh
 from tests.fixtures.traffic import Servers, ask
@@ -145,6 +147,24 @@ def test_missing_netns_and_detach_after_netns_is_gone(node: tuple[str, LinuxDriv
         assert node[1].detach(p) is False  # again: nothing left, still fine
         node[1].finish_detach(p)
     assert "proto 109" not in sh(f"ip -n {node[0]} rule").stdout
+
+
+def test_kernel_refusals_surface_as_dataplane_errors(
+    node: tuple[str, LinuxDriver], netns: Namespaces, tmp_path: pathlib.Path
+) -> None:
+    """A path that is not a network namespace: the kernel refuses to enter it; attach and check say so as the
+    agent's own error (which its RPCs turn into a CNI error), never as a stray OSError."""
+    not_a_netns = tmp_path / "plain-file"
+    not_a_netns.write_text("")
+    p = dataclasses.replace(port(BLUE, "x", "10.1.0.10"), netns=str(not_a_netns))
+    with inside(node[0]):
+        with pytest.raises(DataplaneError) as attaching:
+            node[1].attach(p, BLUE)
+        with pytest.raises(DataplaneError, match="check eth1 of c-x") as checking:
+            node[1].check(p, BLUE)
+    assert not isinstance(attaching.value, NetnsNotFound)
+    assert isinstance(checking.value.__cause__, OSError)
+    assert "mn" not in sh(f"ip -n {node[0]} -br link").stdout
 
 
 def test_detach_frees_the_name_at_once_and_deletes_the_pair_after(

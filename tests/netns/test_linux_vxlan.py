@@ -117,6 +117,26 @@ def test_full_size_dont_fragment_packet_crosses_nodes(cluster: Cluster) -> None:
     assert b
 
 
+def test_ipv6_underlay_leaves_room_for_its_longer_header(netns: Namespaces) -> None:
+    """Over an IPv6 underlay the encapsulation costs 70 bytes, not 50: the tunnel device says so (a too-big packet
+    gets "fragmentation needed" instead of vanishing on the wire) and a full-size packet of a 1430 network crosses."""
+    _fabric, nodes = build_fabric(netns, 2, ipv6=True)
+    cluster = Cluster(netns, nodes)
+    net = NetworkSpec("blue", 1234, 1430, (RANGE,))
+    cluster.networks = {"blue": net}
+    try:
+        n1, n2 = nodes
+        a, _b = cluster.pod(n1, net, "192.168.0.1"), cluster.pod(n2, net, "192.168.0.2")
+        cluster.converge(full=True)
+        with inside(n1.netns):
+            assert cluster.drivers[n1.name].tunnel_mtu(underlay_v6=True) == 1430
+        tunnel = json.loads(sh(f"ip -n {n1.netns} -d -j link show mnvx1234").stdout)[0]
+        assert (tunnel["mtu"], tunnel["linkinfo"]["info_data"]["local6"]) == (1430, n1.underlay)
+        assert sh(f"ip netns exec {a} ping -c 2 -W 2 -M do -s {1430 - 28} 192.168.0.2").returncode == 0
+    finally:
+        cluster.close()
+
+
 def test_remote_pod_and_peer_removal_drop_routes_and_tunnel_entries(cluster: Cluster, whoami: Servers) -> None:
     n1, n2 = cluster.nodes
     a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
@@ -161,3 +181,33 @@ def test_restarted_driver_converges_without_changes(cluster: Cluster) -> None:
             fresh.close()
     assert report.changed == 0, report
     assert not report.problems
+
+
+def test_foreign_device_with_a_tunnel_name_is_left_alone(cluster: Cluster) -> None:
+    n1, _n2 = cluster.nodes
+    sh(f"ip -n {n1.netns} link add mnvx1234 type bridge")  # someone else's device, our tunnel's name
+    cluster.pod(n1, BLUE, "192.168.0.1")
+    with inside(n1.netns):
+        report = cluster.drivers[n1.name].reconcile(cluster.desired(n1))
+    assert any("mnvx1234 is a bridge, not the tunnel for VNI 1234" in p for p in report.problems), report.problems
+    dummy = json.loads(sh(f"ip -n {n1.netns} -d -j link show mnvx1234").stdout)[0]
+    assert dummy["linkinfo"]["info_kind"] == "bridge" and "ifalias" not in dummy  # not marked, not deleted
+    assert "mnvx1235" in sh(f"ip -n {n1.netns} -br link").stdout  # the other network is unaffected
+
+
+def test_tunnels_follow_a_new_vtep_address_and_uplink_mtu(cluster: Cluster, whoami: Servers) -> None:
+    """A restarted agent whose node got another underlay address re-creates its tunnels from it; a changed uplink
+    MTU is applied to the tunnels in place."""
+    n1, n2 = cluster.nodes
+    a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
+    cluster.converge(full=True)
+    sh(f"ip -n {n1.netns} addr add 10.250.0.101/24 dev uplink0")
+    moved = Node(n1.name, n1.netns, "10.250.0.101")
+    cluster.nodes = [moved, n2]
+    sh(f"ip -n {n1.netns} link set uplink0 mtu 1400")
+    cluster.converge(full=True)
+    tunnel = json.loads(sh(f"ip -n {n1.netns} -d -j link show mnvx1234").stdout)[0]
+    assert (tunnel["linkinfo"]["info_data"]["local"], tunnel["mtu"]) == ("10.250.0.101", 1350)
+    assert tunnel["ifalias"] == "multinet:vxlan/1234"
+    whoami.start(b, "b")
+    assert ask(a, "192.168.0.2") == "b"  # node 2 now sends to the new address

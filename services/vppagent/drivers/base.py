@@ -37,8 +37,8 @@ class Driver(Protocol):
     def prepare(self) -> None:
         """One-time node set-up (forwarding, rule order); idempotent."""
 
-    def tunnel_mtu(self) -> int:
-        """The MTU left for pods once traffic is encapsulated on this node's uplink."""
+    def tunnel_mtu(self, underlay_v6: bool = False) -> int:
+        """The MTU left for pods once traffic is encapsulated on this node's uplink (over IPv6 when `underlay_v6`)."""
 
     def attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:
         """Create or repair one pod port and its host-side objects; idempotent."""

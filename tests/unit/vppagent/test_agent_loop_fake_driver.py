@@ -21,7 +21,7 @@ class FlakyFakeDriver:
 
     def prepare(self) -> None: ...
 
-    def tunnel_mtu(self) -> int:
+    def tunnel_mtu(self, underlay_v6: bool = False) -> int:
         return 1450
 
     def attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:

@@ -462,6 +462,7 @@ def test_vpp_refusals_surface_as_dataplane_errors(vpp: FakeVpp, netns_dir: Path)
 def test_tunnel_mtu_reads_the_uplink_from_vpp(vpp: FakeVpp) -> None:
     assert make_driver(vpp, uplink="GigabitEthernet0/8/0").tunnel_mtu() == 9000 - 50
     assert make_driver(vpp).tunnel_mtu() == 1500 - 50
+    assert make_driver(vpp).tunnel_mtu(underlay_v6=True) == 1500 - 70  # the outer IPv6 header is 20 bytes longer
 
 
 # ------------------------------------------------------------------------------------------------ pure parts

@@ -15,16 +15,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 
 from ...errors import DataplaneError, NetnsNotFound
 from ...model import (
     OWNER_ALIAS_PREFIX,
-    VXLAN_OVERHEAD_V4,
     VXLAN_PORT,
     DesiredNode,
     NetworkSpec,
     PortSpec,
     table_for_vni,
+    vxlan_overhead,
 )
 from ..base import AttachResult, ReconcileReport
 from . import plan, pod, ports, requests, sysctl
@@ -34,7 +35,8 @@ from .fastpath.control import Device, FastPath
 from .fastpath.programs import Role
 from .netlink import dumps, messages
 from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
-from .netlink.socket import NetlinkError, NetlinkSocket, Outcome, Request
+from .netlink.socket import NetlinkSocket, Outcome, Request
+from .tunnels import tunnel_problem
 
 log = logging.getLogger("multinet.vppagent.linux")
 
@@ -81,8 +83,11 @@ class LinuxDriver:
             reqs.append(messages.plain_rule(add=False, family=family, priority=0, table=255))
         self._host.execute(reqs)
 
-    def tunnel_mtu(self) -> int:
-        return self._uplink_mtu - VXLAN_OVERHEAD_V4
+    def tunnel_mtu(self, underlay_v6: bool = False) -> int:
+        return self._uplink_mtu - vxlan_overhead(underlay_v6)
+
+    def _tunnel_mtu_for(self, desired: DesiredNode) -> int:
+        return self.tunnel_mtu(desired.underlay is not None and desired.underlay.version == 6)
 
     def _read_uplink_mtu(self) -> int:
         uplink = dumps.link(self._host, self._underlay_ifname) if self._underlay_ifname else None
@@ -116,10 +121,10 @@ class LinuxDriver:
             self._settle_fast(outcomes[: len(fast)])
             for outcome in outcomes[len(fast) :]:
                 outcome.raise_for_error()
-        except NetlinkError as exc:
-            raise DataplaneError(str(exc)) from exc
         except FileNotFoundError as exc:
             raise NetnsNotFound(f"network namespace {port.netns} does not exist") from exc
+        except OSError as exc:  # NetlinkError included
+            raise DataplaneError(str(exc)) from exc
         if self._cache is not None:
             self._cache.merge(objects)
         return AttachResult(port.host_ifname, port.pod_mac, port.mtu)
@@ -128,6 +133,10 @@ class LinuxDriver:
         """Free the pod's interface name and unroute the port now. Destroying a veth takes the kernel ~20 ms of
         RCU grace, mostly outside its lock: `finish_detach` does it later, from another thread, by ifindex (so a
         link re-created under the same name meanwhile is never touched)."""
+        with _as_dataplane_error(f"detach {port.ifname} of {port.container_id}"):
+            return self._detach(port)
+
+    def _detach(self, port: PortSpec) -> bool:
         host = dumps.link(self._host, port.host_ifname)
         if host is not None and os.path.exists(port.netns):
             with contextlib.suppress(OSError), NetlinkSocket(port.netns) as pod_sock:
@@ -155,16 +164,21 @@ class LinuxDriver:
         self._reaper.execute([messages.link_delete_index(index, port.host_ifname)])
 
     def check(self, port: PortSpec, network: NetworkSpec) -> list[str]:
+        with _as_dataplane_error(f"check {port.ifname} of {port.container_id}"):
+            return self._check(port, network)
+
+    def _check(self, port: PortSpec, network: NetworkSpec) -> list[str]:
         found: list[str] = []
         host = dumps.link(self._host, port.host_ifname)
         if host is None:
             found.append(f"host interface {port.host_ifname} for {port.ifname} does not exist")
         elif not host.up:
             found.append(f"host interface {port.host_ifname} is down")
-        if not os.path.exists(port.netns):
+        try:
+            with NetlinkSocket(port.netns) as pod_sock:
+                found += pod.problems(pod_sock, port)
+        except FileNotFoundError:
             return [*found, f"network namespace {port.netns} does not exist"]
-        with NetlinkSocket(port.netns) as pod_sock:
-            found += pod.problems(pod_sock, port)
         if host is not None:
             problem = self._fast.problem(self._host, Device(host.name, host.index, network.table, Role.PORT))
             found += [problem] if problem else []
@@ -187,7 +201,7 @@ class LinuxDriver:
         if self._cache is None:
             return self.reconcile(desired)
         report = ReconcileReport()
-        wanted = plan.host_objects(desired, self.tunnel_mtu())
+        wanted = plan.host_objects(desired, self._tunnel_mtu_for(desired))
         self._fast.retain({net.table for net in desired.networks.values()})
         self._sync_ports(desired, wanted, self._cache.ports, report)
         self._sync_vxlans(desired, wanted, set(self._cache.vxlans), report)
@@ -200,10 +214,13 @@ class LinuxDriver:
         self._uplink_mtu = self._read_uplink_mtu()
         self._refresh_index()
         owned = {name for name, link in self._links.items() if link.alias.startswith(OWNER_ALIAS_PREFIX)}
-        wanted = plan.host_objects(desired, self.tunnel_mtu())
+        wanted = plan.host_objects(desired, self._tunnel_mtu_for(desired))
         self._fast.retain({net.table for net in desired.networks.values()})
         self._sync_ports(desired, wanted, {n for n in owned if self._links[n].kind == "veth"}, report)
-        self._sync_vxlans(desired, wanted, {n for n in owned if self._links[n].kind == "vxlan"}, report)
+        tunnels = {n for n in owned if self._links[n].kind == "vxlan"}
+        self._sync_vxlans(
+            desired, wanted, tunnels - self._replace_stale_tunnels(desired, wanted, tunnels, report), report
+        )
         self._refresh_index()
         self._sync_objects(wanted, read_host_objects(self._host, self._links), report)
         self._sync_fastpath(desired, wanted, report)
@@ -234,6 +251,26 @@ class LinuxDriver:
                 report.problems.append(f"port {port.ifname} of {port.container_id} ({port.network}): {exc}")
                 wanted.forget_port(port.host_ifname)
 
+    def _replace_stale_tunnels(
+        self, desired: DesiredNode, wanted: plan.HostObjects, tunnels: set[str], report: ReconcileReport
+    ) -> set[str]:
+        """Our tunnels made for another VNI or VTEP address are deleted (to be created anew, returned); an MTU that
+        no longer fits the uplink is set in place."""
+        if desired.underlay is None:
+            return set()
+        stale, reqs = set(), []
+        for name in sorted(tunnels & set(wanted.vxlans)):
+            vx, link = wanted.vxlans[name], self._links[name]
+            if tunnel_problem(link, vx, desired.underlay):
+                stale.add(name)
+                reqs.append(messages.link_delete(name))
+            elif link.mtu != vx.mtu:
+                reqs.append(messages.link_up(name, vx.mtu))
+        self._host.execute(reqs)
+        report.removed += len(stale)
+        report.added += len(reqs) - len(stale)
+        return stale
+
     def _sync_vxlans(
         self, desired: DesiredNode, wanted: plan.HostObjects, present: set[str], report: ReconcileReport
     ) -> None:
@@ -245,24 +282,34 @@ class LinuxDriver:
         if not missing or desired.underlay is None:
             return
         underlay = self._index.get(self._underlay_ifname, 0)
-        reqs: list[Request] = []
-        for vx in missing:
-            reqs.append(messages.vxlan_create(vx.name, vx.vni, desired.underlay, VXLAN_PORT, vx.mtu, vx.mac, underlay))
-            reqs.append(messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"))
-        self._host.execute(reqs)
+        # an existing device of that name (EEXIST) is checked below before anything marks it as ours
+        self._host.execute(
+            [
+                messages.vxlan_create(vx.name, vx.vni, desired.underlay, VXLAN_PORT, vx.mtu, vx.mac, underlay)
+                for vx in missing
+            ]
+        )
         fast: list[Request] = []
+        finish: list[Request] = []
         for vx in missing:
             link = dumps.link(self._host, vx.name)
-            if link is not None:
-                self._index[vx.name] = link.index
-                sysctl.spread_receive(vx.name)
-                fast += self._fast.requests(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
+            problem = tunnel_problem(link, vx, desired.underlay)
+            if link is None or problem:
+                report.problems.append(f"{problem}: left alone, the network has no tunnel on this node")
+                continue
+            self._index[vx.name] = link.index
+            sysctl.spread_receive(vx.name)
+            fast += self._fast.requests(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
+            finish += [
+                messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"),
+                messages.link_up(vx.name, vx.mtu),
+            ]
+            report.added += 1
         # the programs go on while the devices are still down: attaching a qdisc to an up device costs more
-        outcomes = self._host.execute_all(fast + [messages.link_up(vx.name) for vx in missing])
+        outcomes = self._host.execute_all(fast + finish)
         report.problems += self._settle_fast(outcomes[: len(fast)])
         for outcome in outcomes[len(fast) :]:
             outcome.raise_for_error()
-        report.added += len(missing)
 
     def _sync_fastpath(self, desired: DesiredNode, wanted: plan.HostObjects, report: ReconcileReport) -> None:
         """Every port and tunnel present runs the current program (a restarted agent keeps what is right)."""
@@ -295,3 +342,12 @@ class LinuxDriver:
         report.removed += len(deletes)
         report.added += len(adds)
         self._cache = None if failed else wanted
+
+
+@contextlib.contextmanager
+def _as_dataplane_error(what: str) -> Iterator[None]:
+    """What the kernel refused, as the error the agent's callers handle (a CNI error, not a crashed RPC)."""
+    try:
+        yield
+    except OSError as exc:  # NetlinkError included
+        raise DataplaneError(f"{what}: {exc}") from exc

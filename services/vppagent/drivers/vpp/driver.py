@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ...errors import DataplaneError, InterfaceExists, InvalidSpec, NetnsNotFound
-from ...model import OWNER_ALIAS_PREFIX, VXLAN_OVERHEAD_V4, DesiredNode, NetworkSpec, PortSpec
+from ...model import OWNER_ALIAS_PREFIX, DesiredNode, NetworkSpec, PortSpec, vxlan_overhead
 from ..base import AttachResult, ReconcileReport
 from . import actual, calls, diff, plan
 from .actual import ActualTunnel, Interface, Snapshot
@@ -74,15 +74,15 @@ class VppDriver:
         """Connect now, so a missing VPP fails the agent's start rather than its first pod."""
         self._api  # noqa: B018 -- the property connects
 
-    def tunnel_mtu(self) -> int:
+    def tunnel_mtu(self, underlay_v6: bool = False) -> int:
         mtu = DEFAULT_UPLINK_MTU
         if self._uplink:
             for iface in actual.interfaces(self._api).values():
                 if iface.name == self._uplink and iface.mtu:
                     mtu = iface.mtu
         # The L3 tunnels here carry no inner Ethernet header (36 bytes of overhead over IPv4), but a network's MTU
-        # is one value for all its nodes, and linux nodes need 50.
-        return mtu - VXLAN_OVERHEAD_V4
+        # is one value for all its nodes, and linux nodes need 50 (70 over IPv6).
+        return mtu - vxlan_overhead(underlay_v6)
 
     def _exec(self, call: Call, report: ReconcileReport, count: Literal["added", "removed", ""] = "added") -> Any:
         """Send one request and count it as a change ("" for the steps of a change already counted)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from .codec import Message, attr_str, parse_attrs
+from .codec import Attrs, Message, attr_str, parse_attrs
 from .constants import (
     AF_BRIDGE,
     AF_INET,
@@ -21,10 +21,14 @@ from .constants import (
     IFLA_ADDRESS,
     IFLA_IFALIAS,
     IFLA_IFNAME,
+    IFLA_INFO_DATA,
     IFLA_INFO_KIND,
     IFLA_LINK,
     IFLA_LINKINFO,
     IFLA_MTU,
+    IFLA_VXLAN_ID,
+    IFLA_VXLAN_LOCAL,
+    IFLA_VXLAN_LOCAL6,
     NDA_DST,
     NDA_LLADDR,
     NDA_PROTOCOL,
@@ -41,7 +45,7 @@ from .constants import (
     RTNH_F_ONLINK,
 )
 from .messages import FIBRULEHDR, IFADDRMSG, IFINFOMSG, NDMSG, RTMSG
-from .records import Address, IPAddress, Link, Neighbour, Route, Rule
+from .records import Address, IPAddress, Link, Neighbour, Route, Rule, VxlanInfo
 from .socket import NetlinkSocket
 
 
@@ -58,7 +62,8 @@ def _mac(raw: bytes | None) -> str:
 def _link(msg: Message) -> Link:
     _family, _type, index, flags, _change = IFINFOMSG.unpack_from(msg.payload)
     attrs = parse_attrs(msg.payload, IFINFOMSG.size)
-    kind = attrs.nested(IFLA_LINKINFO).text(IFLA_INFO_KIND)
+    info = attrs.nested(IFLA_LINKINFO)
+    kind = info.text(IFLA_INFO_KIND)
     return Link(
         index,
         attrs.text(IFLA_IFNAME),
@@ -68,7 +73,12 @@ def _link(msg: Message) -> Link:
         attrs.u32(IFLA_MTU),
         bool(flags & 1),
         attrs.u32(IFLA_LINK),
+        _vxlan(info.nested(IFLA_INFO_DATA)) if kind == "vxlan" else None,
     )
+
+
+def _vxlan(data: Attrs) -> VxlanInfo:
+    return VxlanInfo(data.u32(IFLA_VXLAN_ID), _ip(data.get(IFLA_VXLAN_LOCAL) or data.get(IFLA_VXLAN_LOCAL6)))
 
 
 def links(sock: NetlinkSocket) -> list[Link]:

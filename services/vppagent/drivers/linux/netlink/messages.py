@@ -44,7 +44,6 @@ from .constants import (
     NDA_DST,
     NDA_LLADDR,
     NDA_PROTOCOL,
-    NLM_F_APPEND,
     NLM_F_CREATE,
     NLM_F_EXCL,
     NLM_F_REPLACE,
@@ -144,10 +143,6 @@ def link_up(name: str, mtu: int = 0) -> Request:
 
 def link_set_down(index: int, name: str) -> Request:
     return Request(RTM_SETLINK, 0, _ifinfo(index, 0, IFF_UP), f"set {name} down", GONE_OK)
-
-
-def link_set_mtu(index: int, mtu: int) -> Request:
-    return Request(RTM_SETLINK, 0, _ifinfo(index) + attr_u32(IFLA_MTU, mtu), f"set mtu {mtu} on link {index}")
 
 
 def link_retire(index: int, new_name: str, old_name: str) -> Request:
@@ -300,11 +295,3 @@ def fdb(*, add: bool, index: int, mac: str, remote: IPAddress, ifname: str) -> R
     if add:
         return Request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, body, what)
     return Request(RTM_DELNEIGH, 0, body, what, GONE_OK)
-
-
-def fdb_append(index: int, mac: str, remote: IPAddress, ifname: str) -> Request:
-    body = NDMSG.pack(AF_BRIDGE, index, NUD_PERMANENT | NUD_NOARP, NTF_SELF, 0)
-    body += attr(NDA_LLADDR, mac_bytes(mac)) + attr(NDA_DST, remote.packed)
-    return Request(
-        RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, body, f"append fdb {mac} -> {remote} on {ifname}", EXISTS_OK
-    )

@@ -44,8 +44,3 @@ def socket_in(netns_path: str | None, factory: Callable[[], socket.socket]) -> s
         return factory()
     with entered(netns_path):
         return factory()
-
-
-def same_netns(path_a: str, path_b: str) -> bool:
-    a, b = os.stat(path_a), os.stat(path_b)
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -19,6 +19,13 @@ class Link:
     mtu: int
     up: bool
     peer_index: int = 0  # IFLA_LINK: for a veth, the other end's index (in the peer's netns)
+    vxlan: VxlanInfo | None = None  # for a vxlan device: what identifies the tunnel
+
+
+@dataclass(frozen=True, slots=True)
+class VxlanInfo:
+    vni: int
+    local: IPAddress | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
-"""A blocking rtnetlink socket that sends requests in batches and matches every acknowledgement.
+"""A blocking rtnetlink socket that sends requests in batches.
 
-All requests of a batch go to the kernel in one sendmsg; the kernel answers each with an ack (or error) that is
-matched by sequence number. Errors a request declares tolerable (EEXIST on create, ENOENT on delete) count as
-success, which makes every operation idempotent."""
+All requests of a batch go to the kernel in one sendmsg without asking for acks (the kernel answers only failures),
+followed by one acked barrier; failures are matched to their request by sequence number. Errors a request
+declares tolerable (EEXIST on create, ENOENT on delete) count as success, which makes every operation idempotent."""
 
 from __future__ import annotations
 
