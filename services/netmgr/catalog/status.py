@@ -2,11 +2,11 @@
 `device-info` as added by later versions), built from the catalog's pod interfaces.
 
 Per attachment: `name` ("namespace/attachment-definition"), `interface`, `ips` (bare addresses), `mac`, `mtu`,
-`default`, `dns` ({nameservers, domain, search} as the ADD result carried), `gateway` (the gateways of the
-attachment's default routes) and `device-info` (only for devices that have one: PCI, vhost-user, memif; the linux
-driver's veth interfaces have none). `default` is true when the attachment holds the pod's default route: the
-interface the pod's traffic leaves by, which is what the cluster-wide default network is when multinet is a pod's
-primary network. Entries of one pod are in attachment order."""
+`default`, `dns` (the ADD result's DNS without its resolver `options`: {nameservers, domain, search}, keys omitted when
+empty), `gateway` (the gateways of the attachment's default routes) and `device-info` (only for devices that have
+one: PCI, vhost-user, memif; the linux driver's veth interfaces have none). `default` is true when the attachment
+holds the pod's default route: the interface the pod's traffic leaves by, which is what the cluster-wide default
+network is when multinet is a pod's primary network. Entries of one pod are in attachment order."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def network_status(iface: catalog_pb2.PodInterface) -> dict[str, Any]:
         "ips": [ip.split("/")[0] for ip in iface.ips],
         "mac": iface.mac,
         "default": iface.default_route,
-        "dns": _dns(iface.dns),
+        "dns": _status_dns(iface.dns),
     }
     if iface.mtu:
         entry["mtu"] = iface.mtu
@@ -43,7 +43,8 @@ def default_gateways(iface: catalog_pb2.PodInterface) -> list[str]:
     return [gw for gw in iface.gateways if gw and ipaddress.ip_address(gw).version in families]
 
 
-def _dns(dns: catalog_pb2.Dns) -> dict[str, Any]:
+def dns_dict(dns: catalog_pb2.Dns) -> dict[str, Any]:
+    """The CNI result's DNS type (also what network-status carries), keys omitted when empty."""
     out: dict[str, Any] = {}
     if dns.nameservers:
         out["nameservers"] = list(dns.nameservers)
@@ -51,7 +52,14 @@ def _dns(dns: catalog_pb2.Dns) -> dict[str, Any]:
         out["domain"] = dns.domain
     if dns.search:
         out["search"] = list(dns.search)
+    if dns.options:
+        out["options"] = list(dns.options)
     return out
+
+
+def _status_dns(dns: catalog_pb2.Dns) -> dict[str, Any]:
+    """The NPWG spec's `dns` has nameservers, domain and search: the result's resolver options stay out."""
+    return {key: value for key, value in dns_dict(dns).items() if key != "options"}
 
 
 def network_status_json(iface: catalog_pb2.PodInterface) -> str:

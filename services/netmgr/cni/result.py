@@ -18,6 +18,7 @@ from typing import Any
 
 from multinet.v1 import catalog_pb2
 
+from ..catalog.status import dns_dict
 from .config import SUPPORTED_VERSIONS, version_tuple
 from .errors import CniFailure
 
@@ -38,19 +39,6 @@ def dns_of(conf_dns: dict[str, Any], ipam: catalog_pb2.IpamConfig) -> catalog_pb
 
 def _strings(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def dns_dict(dns: catalog_pb2.Dns) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if dns.nameservers:
-        out["nameservers"] = list(dns.nameservers)
-    if dns.domain:
-        out["domain"] = dns.domain
-    if dns.search:
-        out["search"] = list(dns.search)
-    if dns.options:
-        out["options"] = list(dns.options)
-    return out
 
 
 def add_result(version: str, iface: catalog_pb2.PodInterface, prev: dict[str, Any] | None) -> dict[str, Any]:

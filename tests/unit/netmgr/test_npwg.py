@@ -266,3 +266,10 @@ def test_status_problems(entries: dict[str, object], fragment: str) -> None:
 def test_status_at_most_one_default() -> None:
     two = [{"name": "a", "default": True}, {"name": "b", "default": True}]
     assert status_problems(two) == ["2 entries have default: true (at most one may)"]
+
+
+def test_network_status_dns_is_the_add_results_dns_without_resolver_options() -> None:
+    dns = catalog_pb2.Dns(nameservers=["192.168.0.53"], domain="blue.local", options=["ndots:2"])
+    entry = network_status(iface(dns=dns))
+    assert entry["dns"] == {"nameservers": ["192.168.0.53"], "domain": "blue.local"}
+    assert status_problems([entry]) == []
