@@ -98,11 +98,19 @@ def test_attach_is_idempotent_and_restart_reconcile_changes_nothing(
         restarted = LinuxDriver()
         try:
             second = restarted.reconcile(desired)
+            assert restarted.check(p, BLUE) == []
+            # the earlier driver's programs were handed over to the restarted one (its own map): CHECK by the
+            # earlier one says so, and its next resync takes them back, again without counting a change
+            assert node[1].check(p, BLUE) == (
+                [f"fast-path program missing or outdated on {p.host_ifname}"] if node[1].fastpath else []
+            )
+            third = node[1].reconcile(desired)
         finally:
             restarted.close()
     assert first.changed == 0, first
     assert second.changed == 0, second
-    assert not first.problems
+    assert third.changed == 0, third
+    assert not first.problems and not second.problems and not third.problems
     with inside(node[0]):
         assert node[1].check(p, BLUE) == []
 

@@ -5,25 +5,29 @@ Proof the fast path carries the traffic: the node's IP layer forwards none of it
 Ip6OutForwDatagrams do not move), while the same traffic with the fast path off is forwarded by the kernel (the
 counters grow). (IpInReceives is no such proof: the fabric bridge's IGMP reports reach every node's uplink.)
 Everything unusual (no route, TTL expiring) still reaches the kernel, which handles it exactly as without the
-fast path. The programs themselves are also run on crafted frames (BPF_PROG_TEST_RUN) against the node's real
-routing tables: MACs, TTL, checksum, verdicts."""
+fast path; so does all traffic to and from a port shaped the way the CNI bandwidth plugin shapes it (its tbf
+qdiscs count the packets), until the shaping goes away. The programs themselves are also run on crafted frames
+(BPF_PROG_TEST_RUN) against the node's real routing tables: MACs, TTL, checksum, verdicts, the shaped-ports map.
+What runs on a device is read back with BPF_PROG_QUERY (the tcx hook: `tc filter show` does not list it)."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import struct
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
 from services.vppagent.drivers.linux.driver import LinuxDriver
-from services.vppagent.drivers.linux.fastpath import control, loader, programs
+from services.vppagent.drivers.linux.fastpath import control, loader, maps, programs, tcx
+from services.vppagent.drivers.linux.fastpath.asm import Asm, Reg
 from services.vppagent.drivers.linux.fastpath.programs import Role
-from services.vppagent.drivers.linux.netlink import dumps, tc
-from services.vppagent.drivers.linux.netlink.socket import NetlinkSocket
 from services.vppagent.model import (
     HOST_SIDE_MAC,
     DesiredNode,
@@ -42,7 +46,7 @@ pytestmark = pytest.mark.netns
 R4, R6 = ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00:1::/64")
 BLUE = NetworkSpec("blue", 1234, 1450, (R4, R6))
 RED = NetworkSpec("red", 1235, 1450, (R4, R6))
-TC_ACT_OK, TC_ACT_REDIRECT = 0, 7
+TCX_NEXT, TC_ACT_REDIRECT = 0xFFFFFFFF, 7  # as the test run reports a verdict: u32
 
 
 class Cluster:
@@ -167,8 +171,64 @@ def iperf(server_ns: str, client_ns: str, address: str) -> float:
         server.wait()
 
 
-def filters(ns: str, dev: str) -> str:
-    return sh(f"tc -n {ns} filter show dev {dev} ingress").stdout
+@dataclass(frozen=True)
+class Attached:
+    prog_id: int
+    name: str
+    map_ids: tuple[int, ...]
+
+
+def ifindex(ns: str, dev: str) -> int:
+    return int(sh(f"ip -n {ns} -o link show {dev}").stdout.split(":")[0])
+
+
+def attached(ns: str, dev: str) -> list[Attached]:
+    """The programs on the device's tcx ingress, in the order they run."""
+    index = ifindex(ns, dev)
+    found = []
+    with inside(ns):
+        for prog_id in tcx.query(index):
+            fd = loader.fd_by_id(prog_id)
+            try:
+                info = loader.info(fd)
+            finally:
+                os.close(fd)
+            found.append(Attached(prog_id, info.name, info.map_ids))
+    return found
+
+
+def names(ns: str, dev: str) -> list[str]:
+    return [a.name for a in attached(ns, dev)]
+
+
+def wait_for(what: str, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def qdisc_packets(ns: str, dev: str, kind: str) -> int:
+    """Packets the device's qdisc of that kind has sent (`tc -s qdisc`)."""
+    out = sh(f"tc -n {ns} -s qdisc show dev {dev}").stdout
+    found = re.search(rf"qdisc {kind} .*?\n\s*Sent \d+ bytes (\d+) pkt", out, re.S)
+    assert found, out
+    return int(found.group(1))
+
+
+def shape_like_bandwidth(ns: str, dev: str, ifb: str) -> None:
+    """What the CNI bandwidth plugin does to a pod's host veth: a root tbf (traffic to the pod), and an ingress
+    qdisc whose filter mirrors everything the pod sends to an ifb device with its own tbf."""
+    tbf = "tbf rate 1gbit burst 256kb latency 25ms"
+    sh(f"tc -n {ns} qdisc add dev {dev} root handle 1: {tbf}")
+    sh(f"tc -n {ns} qdisc add dev {dev} ingress")
+    sh(f"ip -n {ns} link add {ifb} type ifb && ip -n {ns} link set {ifb} up")
+    sh(f"tc -n {ns} qdisc add dev {ifb} root handle 1: {tbf}")
+    sh(
+        f"tc -n {ns} filter add dev {dev} parent ffff: protocol all u32 match u32 0 0 "
+        f"action mirred egress redirect dev {ifb}"
+    )
 
 
 def mac(text: str) -> bytes:
@@ -207,11 +267,20 @@ def ipv6_frame(dst_mac: str, src_mac: str, src: str, dst: str, hops: int = 64) -
     return mac(dst_mac) + mac(src_mac) + b"\x86\xdd" + header + icmp
 
 
-def run(node: Node, role: Role, net: NetworkSpec, dev: str, frame: bytes) -> loader.RunResult:
-    """Run the program the driver attaches (same code, same table) on `frame` as if it arrived on `dev`."""
-    program = loader.load(programs.forward(net.table, role), "mnfptest")
+def run(
+    node: Node, role: Role, net: NetworkSpec, dev: str, frame: bytes, shaped: tuple[str, ...] = ()
+) -> loader.RunResult:
+    """Run the program the driver attaches (same code, same table) on `frame` as if it arrived on `dev`, with
+    the devices `shaped` in its shaped-ports map."""
+    shaped_map = maps.IfindexSet.create("mnfp_test")
     try:
-        index = int(sh(f"ip -n {node.netns} -o link show {dev}").stdout.split(":")[0])
+        for name in shaped:
+            shaped_map.add(ifindex(node.netns, name))
+        program = loader.load(programs.forward(net.table, role, shaped_map.fd), "mnfptest")
+    finally:
+        shaped_map.close()  # the program keeps the map
+    try:
+        index = ifindex(node.netns, dev)
         ctx = struct.pack("=11I", *([0] * 9), index, index)  # struct __sk_buff up to ifindex
         with inside(node.netns):
             return loader.run_once(program.fd, frame, ctx)
@@ -220,17 +289,32 @@ def run(node: Node, role: Role, net: NetworkSpec, dev: str, frame: bytes) -> loa
 
 
 # ---------------------------------------------------------------------------------------------------- tests
-def test_on_by_default_with_a_named_filter_on_every_port_and_tunnel(cluster: Cluster) -> None:
+def test_on_by_default_with_one_program_on_every_port_and_tunnel_and_no_qdisc(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     n1, n2 = cluster.nodes
     _a, port = cluster.pod(n1, BLUE, "10.1.0.1", "fd00:1::1")
-    cluster.pod(n2, BLUE, "10.1.0.2", "fd00:1::2")
+    _b, other = cluster.pod(n1, BLUE, "10.1.0.2", "fd00:1::2")
+    cluster.pod(n2, BLUE, "10.1.0.3", "fd00:1::3")
     cluster.converge()
     assert all(d.fastpath for d in cluster.drivers.values())
-    for dev, name in ((port.host_ifname, f"mnfpp{BLUE.table:x}"), ("mnvx1234", f"mnfpt{BLUE.table:x}")):
-        shown = filters(n1.netns, dev)
-        assert f"handle 0x1 {control.FILTER_NAME} direct-action" in shown, shown
-        assert f"name {name} " in shown, shown
-    assert f"name mnfpt{RED.table:x} " in filters(n1.netns, "mnvx1235")  # one program per network
+    for dev, name in (
+        (port.host_ifname, f"mnfpp{BLUE.table:x}"),
+        ("mnvx1234", f"mnfpt{BLUE.table:x}"),
+        ("mnvx1235", f"mnfpt{RED.table:x}"),  # one program per network
+    ):
+        assert names(n1.netns, dev) == [name]
+    assert attached(n1.netns, port.host_ifname) == attached(n1.netns, other.host_ifname)  # shared by the ports
+    # tcx needs no qdisc: the veth keeps the kernel's own (noqueue), so a chained plugin can add an ingress qdisc
+    assert sh(f"tc -n {n1.netns} qdisc show dev {port.host_ifname}").stdout.split()[:2] == ["qdisc", "noqueue"]
+    # the default, without MULTINET_FASTPATH set at all, is auto: on here
+    monkeypatch.delenv(control.ENV)
+    with inside(n1.netns):
+        default = LinuxDriver("uplink0")
+        try:
+            assert default.fastpath
+        finally:
+            default.close()
 
 
 def test_pods_talk_across_and_within_nodes_v4_v6_and_the_kernel_forwards_nothing(
@@ -367,7 +451,7 @@ def test_programs_rewrite_frames_like_a_router(cluster: Cluster) -> None:
     )
     for frame in untouched:
         out = run(n1, Role.PORT, BLUE, port, frame)
-        assert (out.retval, out.data) == (TC_ACT_OK, frame)
+        assert (out.retval, out.data) == (TCX_NEXT, frame)
     red = ipv4_frame(vtep_mac(n1.name, RED.vni), vtep_mac(n2.name, RED.vni), "10.1.0.3", "10.1.0.4")
     assert run(n1, Role.TUNNEL, RED, "mnvx1235", red).retval == TC_ACT_REDIRECT  # in red's own table it is there
 
@@ -378,54 +462,162 @@ def test_programs_rewrite_frames_like_a_router(cluster: Cluster) -> None:
     out = run(n2, Role.TUNNEL, BLUE, "mnvx1234", ipv6_frame(vx, vtep_mac(n1.name, BLUE.vni), "fd00:1::1", "fd00:1::3"))
     assert (out.retval, out.data[21]) == (TC_ACT_REDIRECT, 63)
     hairpin = ipv4_frame(vx, vtep_mac(n1.name, BLUE.vni), "10.1.0.3", "10.1.0.1")
-    assert run(n2, Role.TUNNEL, BLUE, "mnvx1234", hairpin).retval == TC_ACT_OK
+    assert run(n2, Role.TUNNEL, BLUE, "mnvx1234", hairpin).retval == TCX_NEXT
+
+    # a shaped destination port: the kernel's, untouched, from a pod and from the tunnel; the map holds
+    # ifindexes, so another shaped port changes nothing for this one
+    frame = ipv4_frame(HOST_SIDE_MAC, pa.pod_mac, "10.1.0.1", "10.1.0.2")
+    assert run(n1, Role.PORT, BLUE, port, frame, shaped=(pb.host_ifname,)).data == frame
+    assert run(n1, Role.PORT, BLUE, port, frame, shaped=(pb.host_ifname,)).retval == TCX_NEXT
+    assert run(n1, Role.PORT, BLUE, port, frame, shaped=(port,)).retval == TC_ACT_REDIRECT
+    frame = ipv6_frame(HOST_SIDE_MAC, pa.pod_mac, "fd00:1::1", "fd00:1::2")
+    assert (run(n1, Role.PORT, BLUE, port, frame, shaped=(pb.host_ifname,)).retval) == TCX_NEXT
+    frame = ipv4_frame(vx, vtep_mac(n1.name, BLUE.vni), "10.1.0.1", "10.1.0.3")
+    assert run(n2, Role.TUNNEL, BLUE, "mnvx1234", frame, shaped=(pc.host_ifname,)).retval == TCX_NEXT
+    # a shaped port's traffic to elsewhere is not the map's business (its host veth runs no program of ours)
+    frame = ipv4_frame(HOST_SIDE_MAC, pa.pod_mac, "10.1.0.1", "10.1.0.3")
+    assert run(n1, Role.PORT, BLUE, port, frame, shaped=(port,)).retval == TC_ACT_REDIRECT
 
 
-def test_resync_repairs_filters_and_a_restarted_agent_keeps_them(
-    cluster: Cluster, netns: Namespaces, whoami: Servers
-) -> None:
+def _pass_through(name: str) -> loader.Program:
+    """Someone else's program (not named mnfp...): returns TCX_NEXT, changes nothing."""
+    a = Asm()
+    a.mov(Reg.R0, programs.TCX_NEXT)
+    a.exit()
+    return loader.load(a.assemble(), name)
+
+
+def _tamper(ns: str, port: str) -> None:
+    """What a resync must repair on node `ns`: ours missing from `port` (where someone else's program stays),
+    other code under our prefix on red's tunnel (as an older agent version's would be), and a second copy of
+    ours on blue's tunnel."""
+    spare = maps.IfindexSet.create("mnfp_test")
+    loaded = [
+        _pass_through("foreign"),
+        loader.load(programs.forward(BLUE.table, Role.TUNNEL, spare.fd), "mnfpstale"),
+        loader.load(programs.forward(BLUE.table, Role.TUNNEL, spare.fd), "mnfpcopy"),
+    ]
+    spare.close()
+    foreign, stale, copy = loaded
+    port_index, red_index, blue_index = (ifindex(ns, d) for d in (port, "mnvx1235", "mnvx1234"))
+    ((ours_port,), (ours_red,)) = attached(ns, port), attached(ns, "mnvx1235")
+    try:
+        with inside(ns):
+            fd = loader.fd_by_id(ours_port.prog_id)
+            try:
+                tcx.detach(port_index, fd)
+            finally:
+                os.close(fd)
+            tcx.attach(port_index, foreign.fd)
+            fd = loader.fd_by_id(ours_red.prog_id)
+            try:
+                tcx.attach(red_index, stale.fd, replace_fd=fd)
+            finally:
+                os.close(fd)
+            tcx.attach(blue_index, copy.fd)
+    finally:
+        for program in loaded:
+            program.close()  # the attachments keep them
+
+
+def test_resync_repairs_programs_and_a_restarted_agent_takes_over(cluster: Cluster, whoami: Servers) -> None:
     n1, n2 = cluster.nodes
     a, pa = cluster.pod(n1, BLUE, "10.1.0.1", "fd00:1::1")
+    b, pb = cluster.pod(n1, BLUE, "10.1.0.2", "fd00:1::2")
     c, _ = cluster.pod(n2, BLUE, "10.1.0.3", "fd00:1::3")
     cluster.converge()
-    sh(f"tc -n {n1.netns} filter del dev {pa.host_ifname} ingress")
-    sh(f"tc -n {n1.netns} qdisc del dev mnvx1234 clsact")
-    # other code under our name (an older agent's, say) on red's tunnel: replaced because its tag differs; and
-    # one of ours at another priority/handle (which would never run): removed
-    stale = loader.load(programs.forward(BLUE.table, Role.TUNNEL), "mnfpstale")
-    try:
-        with NetlinkSocket(netns.path(n1.netns)) as sock:
-            link = dumps.link(sock, "mnvx1235")
-            assert link is not None
-            sock.execute(
-                [
-                    tc.bpf_filter(link.index, link.name, fd=stale.fd, name=control.FILTER_NAME, priority=pref, handle=1)
-                    for pref in (1, 7)
-                ]
-            )
-    finally:
-        stale.close()
-    assert "name mnfpstale " in filters(n1.netns, "mnvx1235")
+    port, blue, red = f"mnfpp{BLUE.table:x}", f"mnfpt{BLUE.table:x}", f"mnfpt{RED.table:x}"
+    _tamper(n1.netns, pa.host_ifname)
+    assert names(n1.netns, pa.host_ifname) == ["foreign"]
+    assert (names(n1.netns, "mnvx1234"), names(n1.netns, "mnvx1235")) == ([blue, "mnfpcopy"], ["mnfpstale"])
     with inside(n1.netns):
-        assert cluster.drivers[n1.name].check(pa, BLUE) == [f"fast-path filter missing or outdated on {pa.host_ifname}"]
+        assert cluster.drivers[n1.name].check(pa, BLUE) == [
+            f"fast-path program missing or outdated on {pa.host_ifname}"
+        ]
         report = cluster.drivers[n1.name].reconcile(cluster.desired(n1))
-    assert (report.added, report.removed, report.problems) == (3, 1, []), report
-    assert control.FILTER_NAME in filters(n1.netns, pa.host_ifname)
-    assert control.FILTER_NAME in filters(n1.netns, "mnvx1234")
-    assert f"name mnfpt{RED.table:x} " in filters(n1.netns, "mnvx1235")
-    assert "pref 7" not in filters(n1.netns, "mnvx1235")
-    with inside(n1.netns):
         assert cluster.drivers[n1.name].check(pa, BLUE) == []
-        restarted = LinuxDriver("uplink0")
-        try:
-            report = restarted.reconcile(cluster.desired(n1))
-        finally:
-            restarted.close()
-    assert report.changed == 0 and not report.problems, report
+    assert (report.added, report.removed, report.problems) == (2, 1, []), report
+    assert names(n1.netns, pa.host_ifname) == ["foreign", port]  # someone else's program is left alone
+    assert (names(n1.netns, "mnvx1234"), names(n1.netns, "mnvx1235")) == ([blue], [red])
+
+    # a restarted agent: its own programs (own ids, own map) replace the earlier process's, one per device
+    devices = (pa.host_ifname, pb.host_ifname, "mnvx1234", "mnvx1235")
+    before = {dev: [p for p in attached(n1.netns, dev) if p.name.startswith("mnfp")] for dev in devices}
+    with inside(n1.netns):
+        cluster.drivers[n1.name].close()
+        cluster.drivers[n1.name] = restarted = LinuxDriver("uplink0")  # the fixture closes it
+        report = restarted.reconcile(cluster.desired(n1))
+    assert report.changed == 0 and not report.problems, report  # a hand-over, not a repair
+    after = {dev: [p for p in attached(n1.netns, dev) if p.name.startswith("mnfp")] for dev in devices}
+    for dev in devices:
+        assert [p.name for p in after[dev]] == [p.name for p in before[dev]], dev  # exactly one, same code
+        assert after[dev][0].prog_id != before[dev][0].prog_id, dev
+    (new_map,) = {p.map_ids for ours in after.values() for p in ours}
+    (old_map,) = {p.map_ids for ours in before.values() for p in ours}
+    assert new_map != old_map and len(new_map) == 1
+
+    # still the fast path; and the new agent's map is the one the programs consult: a port it sees shaped is
+    # kept out of redirects (with the earlier process's programs still on a's port, a → b would skip the tbf)
+    whoami.start(b, "b")
     whoami.start(c, "c")
+    before_counts = counters(n1.netns)
+    assert ask(a, "10.1.0.3") == "c" and ask(a, "10.1.0.2") == "b"
+    assert delta(before_counts, counters(n1.netns), "IpForwDatagrams") == {"IpForwDatagrams": 0}
+    shape_like_bandwidth(n1.netns, pb.host_ifname, "bwtest0")
+    wait_for("the shaped port to lose its program", lambda: names(n1.netns, pb.host_ifname) == [])
+    shaped_before = qdisc_packets(n1.netns, pb.host_ifname, "tbf")
+    assert ping_ttl(a, "10.1.0.2", count=5) == 63
+    assert qdisc_packets(n1.netns, pb.host_ifname, "tbf") - shaped_before >= 5
+
+
+def test_a_port_shaped_like_the_bandwidth_plugin_does_keeps_the_kernel_path_until_unshaped(
+    cluster: Cluster, whoami: Servers
+) -> None:
+    """The bandwidth plugin's qdiscs arrive after multinet's ADD: the watcher takes the port off the fast path
+    (no program on its host veth, its ifindex in the map) and puts it back when they go; every packet to or
+    from it meanwhile goes through the kernel and its tbfs, while the other ports keep the fast path."""
+    n1, n2 = cluster.nodes
+    a, _ = cluster.pod(n1, BLUE, "10.1.0.1", "fd00:1::1")
+    b, pb = cluster.pod(n1, BLUE, "10.1.0.2", "fd00:1::2")
+    c, _ = cluster.pod(n2, BLUE, "10.1.0.3", "fd00:1::3")
+    cluster.converge()
+    for pod, name in ((a, "a"), (b, "b"), (c, "c")):
+        whoami.start(pod, name)
+    dev, ifb, driver = pb.host_ifname, "bwtest0", cluster.drivers[n1.name]
+    assert names(n1.netns, dev) == [f"mnfpp{BLUE.table:x}"]
+
+    shape_like_bandwidth(n1.netns, dev, ifb)
+    wait_for("the watcher to take our program off the shaped port", lambda: names(n1.netns, dev) == [])
+    to_b, from_b = qdisc_packets(n1.netns, dev, "tbf"), qdisc_packets(n1.netns, ifb, "tbf")
     before = counters(n1.netns)
-    assert ask(a, "10.1.0.3") == "c"
+    assert ping_ttl(a, "10.1.0.2", count=5) == 63  # pod → shaped pod on the node
+    assert ping_ttl(c, "fd00:1::2", count=5) == 62  # across the tunnel
+    assert ping_ttl(b, "10.1.0.3", count=5) == 62  # from the shaped pod
+    assert (ask(a, "10.1.0.2"), ask(c, "fd00:1::2"), ask(b, "10.1.0.3")) == ("b", "b", "c")
+    forwarded = delta(before, counters(n1.netns), "IpForwDatagrams", "Ip6OutForwDatagrams")
+    assert qdisc_packets(n1.netns, dev, "tbf") - to_b >= 15, "traffic to the shaped pod skipped its tbf"
+    assert qdisc_packets(n1.netns, ifb, "tbf") - from_b >= 15, "traffic from the shaped pod skipped its tbf"
+    assert forwarded["IpForwDatagrams"] >= 20 and forwarded["Ip6OutForwDatagrams"] >= 5, forwarded
+
+    # the other ports keep the fast path; a resync and CHECK agree with the watcher
+    before = counters(n1.netns)
+    assert ask(a, "10.1.0.3") == "c" and ping_ttl(c, "10.1.0.1") == 62
     assert delta(before, counters(n1.netns), "IpForwDatagrams") == {"IpForwDatagrams": 0}
+    with inside(n1.netns):
+        report = driver.reconcile(cluster.desired(n1))
+        assert driver.check(pb, BLUE) == []
+    assert report.changed == 0 and not report.problems, report
+
+    # the shaping goes: back on the fast path, both ways
+    sh(f"tc -n {n1.netns} qdisc del dev {dev} root && tc -n {n1.netns} qdisc del dev {dev} ingress")
+    wait_for("the port to get its program back", lambda: names(n1.netns, dev) == [f"mnfpp{BLUE.table:x}"])
+    before = counters(n1.netns)
+    assert (ask(a, "10.1.0.2"), ask(c, "fd00:1::2"), ask(b, "10.1.0.3")) == ("b", "b", "c")
+    assert ping_ttl(c, "10.1.0.2", count=5) == 62
+    assert delta(before, counters(n1.netns), "IpForwDatagrams", "Ip6OutForwDatagrams") == {
+        "IpForwDatagrams": 0,
+        "Ip6OutForwDatagrams": 0,
+    }
 
 
 def test_switched_off_by_option_a_resync_removes_ours_and_routing_carries_on(cluster: Cluster, whoami: Servers) -> None:
@@ -433,6 +625,8 @@ def test_switched_off_by_option_a_resync_removes_ours_and_routing_carries_on(clu
     a, pa = cluster.pod(n1, BLUE, "10.1.0.1", "fd00:1::1")
     c, _ = cluster.pod(n2, BLUE, "10.1.0.3", "fd00:1::3")
     cluster.converge()
+    devices = (pa.host_ifname, "mnvx1234", "mnvx1235")
+    assert all(len(names(n1.netns, dev)) == 1 for dev in devices)
     with inside(n1.netns):
         off = LinuxDriver("uplink0", fastpath=False)
         try:
@@ -442,8 +636,7 @@ def test_switched_off_by_option_a_resync_removes_ours_and_routing_carries_on(clu
         finally:
             off.close()
     assert report.removed == 3 and report.added == 0 and not report.problems, report  # 1 port, 2 tunnels
-    for dev in (pa.host_ifname, "mnvx1234", "mnvx1235"):
-        assert control.FILTER_NAME not in filters(n1.netns, dev)
+    assert all(names(n1.netns, dev) == [] for dev in devices)
     whoami.start(c, "c")
     before = counters(n1.netns)
     assert ask(a, "10.1.0.3") == "c"
@@ -467,8 +660,7 @@ def test_without_bpf_the_routing_path_works_unchanged(
             "tc-BPF fast path unavailable, the routing path carries everything: bpf(2): Operation not permitted "
             "(simulated)"
         ]  # once, although two drivers started
-        assert sh(f"tc -n {n1.netns} qdisc show dev {pa.host_ifname}").stdout.count("clsact") == 0
-        assert sh(f"tc -n {n1.netns} qdisc show dev mnvx1234").stdout.count("clsact") == 0
+        assert names(n1.netns, pa.host_ifname) == [] and names(n1.netns, "mnvx1234") == []
         whoami.start(c, "c")
         assert ask(a, "10.1.0.3") == "c"
         assert ask(a, "fd00:1::3") == "c"

@@ -39,6 +39,8 @@ def one(build: Callable[[Asm], None]) -> bytes:
         (lambda a: a.st(Size.B, Reg.R10, -64, 2), "72 0a c0ff 02000000"),
         (lambda a: a.call(69), "85 00 0000 45000000"),  # BPF_EMIT_CALL(BPF_FUNC_fib_lookup)
         (lambda a: a.ld_imm64(Reg.R1, 0x1122334455667788), "18 01 0000 88776655 00 00 0000 44332211"),
+        # BPF_LD_MAP_FD(R1, 5): ld_imm64 with src_reg BPF_PSEUDO_MAP_FD, the fd in the low half
+        (lambda a: a.ld_map_fd(Reg.R1, 5), "18 11 0000 05000000 00 00 0000 00000000"),
     ],
 )
 def test_encodings_match_the_kernel_macros(build: Callable[[Asm], None], expected: str) -> None:
@@ -93,6 +95,8 @@ def test_bad_programs_are_refused() -> None:
     d = Asm()
     with pytest.raises(AsmError, match="not a conditional"):
         d.jmp(Jmp.JA, Reg.R0, 0, "x")
+    with pytest.raises(AsmError, match="not a file descriptor"):
+        d.ld_map_fd(Reg.R1, -1)
 
 
 def test_size_bytes() -> None:

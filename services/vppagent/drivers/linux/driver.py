@@ -6,9 +6,10 @@ Like Felix's dataplane managers it keeps a cache of what it applied: `apply` dif
 that cache and sends only the difference (no kernel read), `reconcile` reads the kernel back and converges it
 (at start, periodically, and whenever something failed and the cache can no longer be trusted).
 
-On top of the routing path, when the kernel supports it, a tc-BPF fast path (`fastpath/`): a program on the
-ingress of every pod port and tunnel device forwards with one FIB lookup in the network's table and a redirect;
-whatever it does not handle falls through to the routing path unchanged."""
+On top of the routing path, when the kernel supports it (on by default), a tc-BPF fast path (`fastpath/`): a
+program on the tcx ingress hook of every pod port and tunnel device forwards with one FIB lookup in the network's
+table and a redirect; whatever it does not handle falls through to the routing path unchanged, and so does every
+packet to or from a port shaped by a chained plugin (a foreign qdisc on its host veth)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from .fastpath.control import Device, FastPath
 from .fastpath.programs import Role
 from .netlink import dumps, messages
 from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
-from .netlink.socket import NetlinkSocket, Outcome, Request
+from .netlink.socket import NetlinkSocket
 from .tunnels import tunnel_problem
 
 log = logging.getLogger("multinet.vppagent.linux")
@@ -46,8 +47,8 @@ class LinuxDriver:
 
     def __init__(self, underlay_ifname: str = "", fastpath: bool | None = None) -> None:
         """`fastpath`: True requires the tc-BPF fast path, False keeps it off (and removes ours at the next full
-        resync), None decides by MULTINET_FASTPATH (on|off|auto, default off), auto meaning on when the kernel supports
-        it."""
+        resync), None decides by MULTINET_FASTPATH (on|off|auto, default auto), auto meaning on when the kernel
+        supports it. Construct it in the node's netns: the fast path's qdisc watcher thread works there."""
         self._fast = FastPath(fastpath)
         self._host = NetlinkSocket()
         self._underlay_ifname = underlay_ifname or self._default_route_ifname()
@@ -114,13 +115,8 @@ class LinuxDriver:
             plan.port_objects(port, network, objects)
             sysctl.prepare_host_port(port.host_ifname)
             device = Device(port.host_ifname, self._index[port.host_ifname], network.table, Role.PORT)
-            fast = self._fast.requests(device)
-            reqs = [messages.link_up(port.host_ifname), *requests.adds(objects, self._index)]
-            # the filter rides in the port's own batch, before the link goes up (cheaper on a down device)
-            outcomes = self._host.execute_all(fast + reqs)
-            self._settle_fast(outcomes[: len(fast)])
-            for outcome in outcomes[len(fast) :]:
-                outcome.raise_for_error()
+            self._fast_attach(device)  # before the link goes up: its first packet already takes the fast path
+            self._host.execute([messages.link_up(port.host_ifname), *requests.adds(objects, self._index)])
         except FileNotFoundError as exc:
             raise NetnsNotFound(f"network namespace {port.netns} does not exist") from exc
         except OSError as exc:  # NetlinkError included
@@ -148,6 +144,7 @@ class LinuxDriver:
         if host is not None:
             reqs.append(messages.link_set_down(host.index, port.host_ifname))
             self._retired[port.key] = host.index
+            self._fast.forget(host.index)
         self._host.execute(reqs)
         self._index.pop(port.host_ifname, None)
         if self._cache is not None:
@@ -289,8 +286,7 @@ class LinuxDriver:
                 for vx in missing
             ]
         )
-        fast: list[Request] = []
-        finish: list[Request] = []
+        finish = []
         for vx in missing:
             link = dumps.link(self._host, vx.name)
             problem = tunnel_problem(link, vx, desired.underlay)
@@ -299,20 +295,17 @@ class LinuxDriver:
                 continue
             self._index[vx.name] = link.index
             sysctl.spread_receive(vx.name)
-            fast += self._fast.requests(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
+            report.problems += self._fast_attach(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
             finish += [
                 messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"),
                 messages.link_up(vx.name, vx.mtu),
             ]
             report.added += 1
-        # the programs go on while the devices are still down: attaching a qdisc to an up device costs more
-        outcomes = self._host.execute_all(fast + finish)
-        report.problems += self._settle_fast(outcomes[: len(fast)])
-        for outcome in outcomes[len(fast) :]:
-            outcome.raise_for_error()
+        self._host.execute(finish)
 
     def _sync_fastpath(self, desired: DesiredNode, wanted: plan.HostObjects, report: ReconcileReport) -> None:
-        """Every port and tunnel present runs the current program (a restarted agent keeps what is right)."""
+        """Every port and tunnel present runs the current program, shaped ports none (a restarted agent's
+        hand-over of identical programs is no change: see fastpath.control)."""
         devices = [
             Device(vx.name, self._index[vx.name], table_for_vni(vx.vni), Role.TUNNEL)
             for vx in wanted.vxlans.values()
@@ -327,8 +320,8 @@ class LinuxDriver:
         report.removed += result.removed
         report.problems += result.problems
 
-    def _settle_fast(self, outcomes: list[Outcome]) -> list[str]:
-        problems = self._fast.settle(outcomes)
+    def _fast_attach(self, device: Device) -> list[str]:
+        problems = self._fast.attach(device)
         for problem in problems:
             log.warning("%s", problem)
         return problems

@@ -26,6 +26,9 @@ BPF_ALU64 = 0x07
 BPF_IMM = 0x00
 BPF_MEM = 0x60
 
+# ld_imm64's src_reg when its immediate is a map's fd, which the verifier replaces with the map's address
+BPF_PSEUDO_MAP_FD = 1
+
 # operand source (ALU/JMP)
 BPF_K = 0x00  # immediate
 BPF_X = 0x08  # register
@@ -198,6 +201,14 @@ class Asm:
         low, high = value & 0xFFFFFFFF, value >> 32
         self._items.append(Insn(BPF_LD | Size.DW | BPF_IMM, dst, 0, 0, _signed32(low)))
         self._items.append(Insn(0, 0, 0, 0, _signed32(high)))
+
+    def ld_map_fd(self, dst: Reg, fd: int) -> None:
+        """dst = the map behind `fd` (for map helpers): ld_imm64 marked BPF_PSEUDO_MAP_FD. The fd only has to be
+        valid while the program loads; the program's tag is computed without it."""
+        if fd < 0:
+            raise AsmError(f"map fd {fd} is not a file descriptor")
+        self._items.append(Insn(BPF_LD | Size.DW | BPF_IMM, dst, BPF_PSEUDO_MAP_FD, 0, fd))
+        self._items.append(Insn(0, 0, 0, 0, 0))
 
     # ---------------------------------------------------------------------------------------------- control
     def jmp(self, cond: Jmp, dst: Reg, src: Operand, label: str) -> None:

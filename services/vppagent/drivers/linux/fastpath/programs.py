@@ -1,26 +1,31 @@
 """The forwarding program, generated per network and role with the network's routing table as an immediate.
 
-What it does, on the ingress hook of a pod port (role PORT) or of the network's VXLAN device (role TUNNEL):
+What it does, on the tcx ingress hook of a pod port (role PORT) or of the network's VXLAN device (role TUNNEL):
 
 1. Only IPv4/IPv6 frames addressed to this device (PACKET_HOST) whose headers are in the linear data; IPv4
    without options, IPv6 without hop-by-hop options (router alert & co. are the kernel's); TTL / hop limit > 1;
    sources the kernel would refuse to forward (0/8, 127/8, multicast; IPv6 ::/8, link-local, multicast) left to
-   it. Anything else: TC_ACT_OK, the kernel's routing path as before.
+   it. Anything else: TCX_NEXT, the kernel's path as before (legacy tc on the device included: under tcx, 0 is
+   TCX_PASS, which would skip a chained plugin's ingress qdisc, so no exit returns 0).
 2. `bpf_fib_lookup` with DIRECT|TBID in the network's table (the fib rules are skipped: the table is the one the
    `iif` rule would select). Failure of any kind (unreachable default, no neighbour, MTU exceeded, forwarding
-   off) is TC_ACT_OK: the kernel then answers exactly as it always did (ICMP errors, neighbour resolution).
-3. Out the device it came in on: TC_ACT_OK (hairpins stay the kernel's).
-4. A route without next hop (`<pod> dev <host veth>`: a local pod port) → TTL/hop limit decremented (IPv4
-   checksum updated incrementally, as ip_decrease_ttl does), MACs from the lookup, `bpf_redirect_peer`: the
-   packet continues straight into the pod netns's receive path, without the veth's backlog hop.
-5. A route with a next hop (`<remote pod> via inet6 fe80:.. dev mnvx<VNI> onlink`; for IPv4 the lookup then
+   off) is TCX_NEXT: the kernel then answers exactly as it always did (ICMP errors, neighbour resolution).
+3. Out the device it came in on: TCX_NEXT (hairpins stay the kernel's).
+4. A route without next hop (`<pod> dev <host veth>`: a local pod port) whose device is in the shaped-ports map
+   (it carries someone else's qdiscs, e.g. the bandwidth plugin's tbf): TCX_NEXT, so the kernel forwards it
+   through that device's egress qdisc instead of skipping it. Checked before anything in the packet changes.
+5. Other local pod ports → TTL/hop limit decremented (IPv4 checksum updated incrementally, as ip_decrease_ttl
+   does), MACs from the lookup, `bpf_redirect_peer`: the packet continues straight into the pod netns's receive
+   path, without the veth's backlog hop (and without the host veth's egress qdisc: hence step 4).
+6. A route with a next hop (`<remote pod> via inet6 fe80:.. dev mnvx<VNI> onlink`; for IPv4 the lookup then
    reports family AF_INET6 and the next hop's address, and resolves the next hop's neighbour entry: the peer
    VTEP's MAC): PORT programs rewrite as above and `bpf_redirect` to the device's egress (the VXLAN device
-   encapsulates; its fdb maps that MAC to the peer's underlay address). TUNNEL programs leave it to the kernel.
+   encapsulates; its fdb maps that MAC to the peer's underlay address; its egress qdisc, if any, applies).
+   TUNNEL programs leave it to the kernel.
 
 Registers: r6 = ctx (survives helper calls), r7 = packet start (bounds-checked once, still valid after the
-lookup: bpf_fib_lookup does not change packet data), r8 = packet end, then the route kind (0 = local port,
-1 = next hop). The lookup's struct bpf_fib_lookup lives in the 64 bytes below the frame pointer.
+lookups: neither helper changes packet data), r8 = packet end, then the route kind (0 = local port, 1 = next
+hop). The lookup's struct bpf_fib_lookup lives in the 64 bytes below the frame pointer, the map key below it.
 
 Fast-pathed packets skip what the node netns's IP layer would do besides routing: its netfilter hooks (multinet
 puts none there), rp_filter (off on pod ports anyway) and its IP counters; fragments are forwarded as they are
@@ -42,6 +47,7 @@ SKB_DATA_END = 80
 PACKET_HOST = 0
 
 # helpers (enum bpf_func_id)
+HELPER_MAP_LOOKUP_ELEM = 1
 HELPER_REDIRECT = 23
 HELPER_FIB_LOOKUP = 69
 HELPER_REDIRECT_PEER = 155
@@ -49,7 +55,7 @@ HELPER_REDIRECT_PEER = 155
 BPF_FIB_LOOKUP_DIRECT = 1 << 0
 BPF_FIB_LOOKUP_TBID = 1 << 3
 BPF_FIB_LKUP_RET_SUCCESS = 0
-TC_ACT_OK = 0
+TCX_NEXT = -1  # enum tcx_action_base: the next program, then legacy tc, then the stack
 
 AF_INET = 2
 AF_INET6 = 10
@@ -65,6 +71,7 @@ FIB_DST = 32
 FIB_TBID = 48
 FIB_SMAC = 52
 FIB_DMAC = 58
+SHAPED_KEY = FIB - 8  # the u32 key of the shaped-ports lookup: the egress ifindex (8-byte slot below the struct)
 
 # frame offsets: Ethernet, then the IP header
 ETH_HLEN = 14
@@ -105,7 +112,8 @@ def program_name(role: Role, table: int) -> str:
     return f"mnfp{role.value}{table:x}"  # ≤ 13 characters: the kernel keeps 15
 
 
-def forward(table: int, role: Role) -> list[Insn]:
+def forward(table: int, role: Role, shaped_map_fd: int) -> list[Insn]:
+    """The program for one network and role; `shaped_map_fd`: the shaped-ports map it consults (see step 4)."""
     a = Asm()
     via = role is Role.PORT
     a.mov(Reg.R6, Reg.R1)
@@ -121,19 +129,19 @@ def forward(table: int, role: Role) -> list[Insn]:
     a.ldx(Size.W, Reg.R2, Reg.R6, SKB_PROTOCOL)
     a.jmp(Jmp.JEQ, Reg.R2, ETH_P_IPV6, "v6")
     a.jmp(Jmp.JNE, Reg.R2, ETH_P_IP, "pass")
-    _ipv4(a, via)
+    _ipv4(a, via, shaped_map_fd)
     a.ja("rewrite")
     a.label("v6")
-    _ipv6(a, via)
+    _ipv6(a, via, shaped_map_fd)
     a.label("rewrite")
     _rewrite_and_redirect(a, via)
     a.label("pass")
-    a.mov(Reg.R0, TC_ACT_OK)
+    a.mov(Reg.R0, TCX_NEXT)
     a.exit()
     return a.assemble()
 
 
-def _ipv4(a: Asm, via: bool) -> None:
+def _ipv4(a: Asm, via: bool, shaped_map_fd: int) -> None:
     a.mov(Reg.R2, Reg.R7)
     a.add(Reg.R2, IP4_END)
     a.jmp(Jmp.JGT, Reg.R2, Reg.R8, "pass")  # headers not in the linear part: rare, the kernel's
@@ -160,7 +168,9 @@ def _ipv4(a: Asm, via: bool) -> None:
     a.jmp(Jmp.JNE, Reg.R2, AF_INET, "v4_nexthop")
     a.ldx(Size.W, Reg.R2, Reg.R10, FIB + FIB_DST)
     a.ldx(Size.W, Reg.R3, Reg.R7, IP4_DST)
-    a.jmp(Jmp.JEQ, Reg.R2, Reg.R3, "v4_ttl")
+    a.jmp(Jmp.JNE, Reg.R2, Reg.R3, "v4_nexthop")
+    _pass_if_shaped(a, shaped_map_fd)
+    a.ja("v4_ttl")
     a.label("v4_nexthop")
     if not via:
         a.ja("pass")
@@ -178,7 +188,7 @@ def _ipv4(a: Asm, via: bool) -> None:
     a.stx(Size.H, Reg.R7, IP4_CHECK, Reg.R2)  # stores the low 16 bits
 
 
-def _ipv6(a: Asm, via: bool) -> None:
+def _ipv6(a: Asm, via: bool, shaped_map_fd: int) -> None:
     a.mov(Reg.R2, Reg.R7)
     a.add(Reg.R2, IP6_END)
     a.jmp(Jmp.JGT, Reg.R2, Reg.R8, "pass")
@@ -209,6 +219,7 @@ def _ipv6(a: Asm, via: bool) -> None:
         a.ldx(Size.DW, Reg.R2, Reg.R10, FIB + FIB_DST + word)
         a.ldx(Size.DW, Reg.R3, Reg.R7, IP6_DST + word)
         a.jmp(Jmp.JNE, Reg.R2, Reg.R3, "v6_nexthop")
+    _pass_if_shaped(a, shaped_map_fd)
     a.ja("v6_hops")
     a.label("v6_nexthop")
     if not via:
@@ -234,6 +245,18 @@ def _lookup(a: Asm) -> None:
     a.ldx(Size.W, Reg.R2, Reg.R10, FIB + FIB_IFINDEX)
     a.ldx(Size.W, Reg.R3, Reg.R6, SKB_IFINDEX)
     a.jmp(Jmp.JEQ, Reg.R2, Reg.R3, "pass")
+
+
+def _pass_if_shaped(a: Asm, shaped_map_fd: int) -> None:
+    """A local port found by the lookup that is in the shaped-ports map → pass (r1-r5 are clobbered by the call;
+    r6-r8 survive it)."""
+    a.ldx(Size.W, Reg.R2, Reg.R10, FIB + FIB_IFINDEX)
+    a.stx(Size.W, Reg.R10, SHAPED_KEY, Reg.R2)
+    a.ld_map_fd(Reg.R1, shaped_map_fd)
+    a.mov(Reg.R2, Reg.R10)
+    a.add(Reg.R2, SHAPED_KEY)
+    a.call(HELPER_MAP_LOOKUP_ELEM)
+    a.jmp(Jmp.JNE, Reg.R0, 0, "pass")  # an entry (a pointer to its value): shaped
 
 
 def _rewrite_and_redirect(a: Asm, via: bool) -> None:

@@ -1,5 +1,5 @@
 """rtnetlink numbers from <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>, <linux/fib_rules.h>,
-<linux/neighbour.h>, <linux/if_addr.h>, <linux/pkt_sched.h> and <linux/pkt_cls.h>. Only what the linux driver
+<linux/neighbour.h>, <linux/if_addr.h> and <linux/pkt_sched.h>. Only what the linux driver
 uses."""
 
 from typing import Final
@@ -36,9 +36,7 @@ RTM_DELRULE: Final = 33
 RTM_GETRULE: Final = 34
 RTM_NEWQDISC: Final = 36
 RTM_DELQDISC: Final = 37
-RTM_NEWTFILTER: Final = 44
-RTM_DELTFILTER: Final = 45
-RTM_GETTFILTER: Final = 46
+RTM_GETQDISC: Final = 38
 
 # nlmsg flags
 NLM_F_REQUEST: Final = 0x1
@@ -128,17 +126,6 @@ NUD_NOARP: Final = 0x40
 NUD_PERMANENT: Final = 0x80
 NTF_SELF: Final = 0x02
 
-# traffic control: the clsact qdisc and its ingress hook, bpf classifier attributes
+# traffic control: qdiscs as read back and announced (the fast path keeps off ports that carry foreign ones)
 TCA_KIND: Final = 1
-TCA_OPTIONS: Final = 2
-TC_H_CLSACT: Final = 0xFFFFFFF1  # the clsact qdisc's parent (same value as TC_H_INGRESS)
-TC_H_CLSACT_HANDLE: Final = 0xFFFF0000  # the clsact qdisc's own handle, ffff:
-TC_H_MIN_INGRESS: Final = 0xFFF2
-TC_H_MIN_EGRESS: Final = 0xFFF3
-ETH_P_ALL: Final = 0x0003
-TCA_BPF_FD: Final = 6
-TCA_BPF_NAME: Final = 7
-TCA_BPF_FLAGS: Final = 8
-TCA_BPF_TAG: Final = 10
-TCA_BPF_ID: Final = 11
-TCA_BPF_FLAG_ACT_DIRECT: Final = 1  # the program's return value is the tc verdict (no separate action)
+RTNLGRP_TC: Final = 4  # the multicast group of qdisc, class and filter notifications

@@ -70,14 +70,10 @@ class Neighbour:
 
 
 @dataclass(frozen=True, slots=True)
-class BpfFilter:
-    """A tc "bpf" classifier as dumped: where it hangs and which program it runs (tag: a hash of the code)."""
+class Qdisc:
+    """A queueing discipline as dumped or announced: its device, handle, parent and kind ("noqueue", "tbf"...)."""
 
     index: int
-    parent: int
-    priority: int
     handle: int
-    name: str
-    prog_id: int
-    tag: bytes
-    direct_action: bool
+    parent: int
+    kind: str
