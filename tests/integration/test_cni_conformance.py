@@ -520,17 +520,21 @@ def test_chain_with_debian_tuning_bandwidth_and_portmap(
     assert "qdisc tbf" in qdiscs and "rate 8Mbit" in qdiscs, qdiscs  # bandwidth's ingress shaping, node side
     # the fast path (on by default) keeps off the shaped port and out of redirects into it: a multinet-only
     # pod's port runs its program, pings from it to the chained pod pass bandwidth's tbf (a redirect into the pod
-    # would skip it). The pod does not answer: the node's neighbour entry holds the MAC multinet gave it, which
-    # tuning replaced; the tbf counts the requests all the same.
+    # would skip it). The pod answers: the node's neighbour entries followed the MAC tuning gave it.
     plain = netns.new("pod")
     plain_conf = stack.plugin_config("network-blue-conf")
     plain_result = ok(stack.cni("ADD", plain_conf, container_id="plain", netns=netns.path(plain), ifname="eth1"))
     plain_host = plain_result["interfaces"][0]["name"]
     poll("the chained port off the fast path", lambda: fastpath_programs(stack.node_ns).get(host) is None)
     assert [n[:5] for n in fastpath_programs(stack.node_ns)[plain_host]] == ["mnfpp"]
-    shaped_before = tbf_packets(stack.node_ns, host)
     address = result["ips"][0]["address"].split("/")[0]
-    sh(f"ip netns exec {plain} ping -c 20 -i 0.02 -W 1 {address}", check=False)
+    poll(
+        "the chained pod answering",
+        lambda: sh(f"ip netns exec {plain} ping -c1 -W1 {address}", check=False).returncode == 0,
+    )
+    shaped_before = tbf_packets(stack.node_ns, host)
+    pinged = sh(f"ip netns exec {plain} ping -c 20 -i 0.02 -W 1 {address}", check=False).stdout
+    assert "20 packets transmitted, 20 received" in pinged, pinged
     assert tbf_packets(stack.node_ns, host) - shaped_before >= 20
     ok(stack.cni("DEL", plain_conf, container_id="plain", netns=netns.path(plain), ifname="eth1"))
     assert f"--to-destination {address}:80" in nat_rules(stack)

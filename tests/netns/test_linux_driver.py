@@ -16,6 +16,7 @@ import pytest
 from services.vppagent.drivers.linux.driver import LinuxDriver
 from services.vppagent.errors import DataplaneError, InterfaceExists, NetnsNotFound
 from services.vppagent.model import DesiredNode, NetworkSpec, PortRoute, PortSpec
+from tests.fixtures.lab import wait_for
 from tests.fixtures.netns import Namespaces, inside, sh
 from tests.fixtures.traffic import Servers, ask
 
@@ -254,3 +255,114 @@ def test_multi_legged_pod_with_the_same_address_on_both_legs(
     assert rules.count("proto 109") == 1  # the blue leg's IPv4 source rule only: no mark rules with one leg
     assert "fwmark" not in rules
     assert "multinet" not in sh(f"ip netns exec {multi} nft list tables").stdout
+
+
+TUNED_MAC = "02:42:00:00:00:42"
+
+
+def neighbour_macs(ns: str, dev: str) -> dict[str, str]:
+    """The node's multinet-owned (proto 109) permanent neighbour entries on `dev`: address → MAC."""
+    entries = json.loads(sh(f"ip -n {ns} -j neigh show dev {dev} nud permanent").stdout or "[]")
+    return {n["dst"]: n.get("lladdr", "") for n in entries if str(n.get("protocol", "")) in ("109", "0x6d")}
+
+
+def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
+    """`tuning` changes the pod interface's MAC after multinet's ADD: the node's static neighbour entries (IPv4
+    and IPv6) follow as the pod netns announces it, so the pod keeps answering; a full resync or a diff apply
+    afterwards never goes back to the MAC multinet chose."""
+    pod, client = netns.new("p"), netns.new("c")
+    p = port(BLUE, pod, "10.1.0.7", "fd00:1::7")
+    c = port(BLUE, client, "10.1.0.8", "fd00:1::8")
+    attach(node, p, BLUE)
+    attach(node, c, BLUE)
+    whoami.start(pod, "pod")
+    assert ask(client, "10.1.0.7") == "pod"
+    assert neighbour_macs(node[0], p.host_ifname) == {"10.1.0.7": p.pod_mac, "fd00:1::7": p.pod_mac}
+    sh(f"ip -n {pod} link set eth1 address {TUNED_MAC}")
+    tuned = {"10.1.0.7": TUNED_MAC, "fd00:1::7": TUNED_MAC}
+    wait_for(lambda: neighbour_macs(node[0], p.host_ifname) == tuned, 5.0, "the node's neighbours to follow")
+    assert ask(client, "10.1.0.7") == "pod"
+    assert ask(client, "fd00:1::7") == "pod"
+    assert sh(f"ip netns exec {client} ping -c1 -W1 10.1.0.7").returncode == 0
+    desired = DesiredNode(node="n", networks={"blue": BLUE}, ports={p.key: p, c.key: c})
+    with inside(node[0]):
+        full = node[1].reconcile(desired)
+        diff = node[1].apply(desired)
+        assert node[1].check(p, BLUE) == [f"interface eth1 has MAC {TUNED_MAC}, expected {p.pod_mac}"]
+    assert full.changed == 0 and not full.problems, full  # the watcher already repaired: nothing left to do
+    assert diff.changed == 0 and not diff.problems, diff
+    assert neighbour_macs(node[0], p.host_ifname) == tuned
+    assert ask(client, "10.1.0.7") == "pod"
+    sh(f"ip -n {pod} link set eth1 address 02:42:00:00:00:43")  # and again: still followed after the resync
+    wait_for(lambda: set(neighbour_macs(node[0], p.host_ifname).values()) == {"02:42:00:00:00:43"}, 5.0, "again")
+    assert ask(client, "fd00:1::7") == "pod"
+    assert neighbour_macs(node[0], c.host_ifname) == {"10.1.0.8": c.pod_mac, "fd00:1::8": c.pod_mac}
+
+
+def test_a_restarted_driver_picks_up_a_mac_changed_while_none_watched(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
+    """The level-triggered half: the MAC changes while no driver runs; the new driver's first full resync reads
+    it from the pod side, repairs the neighbours and watches the pod from then on. Detach closes the watch."""
+    pod, client = netns.new("p"), netns.new("c")
+    p = port(BLUE, pod, "10.1.0.7", "fd00:1::7")
+    c = port(BLUE, client, "10.1.0.8", "fd00:1::8")
+    attach(node, p, BLUE)
+    attach(node, c, BLUE)
+    with inside(node[0]):
+        node[1].close()  # the agent stops (closing again at teardown is harmless)
+    whoami.start(pod, "pod")
+    sh(f"ip -n {pod} link set eth1 address {TUNED_MAC}")
+    assert ask(client, "10.1.0.7").startswith("ERR")  # nobody follows: the pod drops what the node sends it
+    desired = DesiredNode(node="n", networks={"blue": BLUE}, ports={p.key: p, c.key: c})
+    with inside(node[0]):
+        restarted = LinuxDriver()
+    try:
+        with inside(node[0]):
+            report = restarted.reconcile(desired)
+        assert report.added == 2 and report.removed == 0 and not report.problems, report  # the two neighbours
+        assert neighbour_macs(node[0], p.host_ifname) == {"10.1.0.7": TUNED_MAC, "fd00:1::7": TUNED_MAC}
+        assert ask(client, "10.1.0.7") == "pod"
+        assert ask(client, "fd00:1::7") == "pod"
+        sh(f"ip -n {pod} link set eth1 address 02:42:00:00:00:43")
+        wait_for(
+            lambda: set(neighbour_macs(node[0], p.host_ifname).values()) == {"02:42:00:00:00:43"}, 5.0, "the watch"
+        )
+        assert ask(client, "10.1.0.7") == "pod"
+        assert restarted._watch.netns() == {netns.path(pod), netns.path(client)}
+        with inside(node[0]):
+            restarted.detach(p)
+            restarted.finish_detach(p)
+        assert restarted._watch.netns() == {netns.path(client)}
+    finally:
+        with inside(node[0]):
+            restarted.close()
+
+
+def test_a_pod_netns_that_disappears_is_let_go_at_the_next_resync(
+    node: tuple[str, LinuxDriver], netns: Namespaces
+) -> None:
+    """A watch holds its netns (a socket keeps it alive): once the pod's netns is deleted without a DEL, the next
+    full resync closes the watch, the kernel frees the netns and its veth, and the port is reported as missing;
+    the thread lives on and follows the other pods."""
+    gone, stays = netns.new("g"), netns.new("s")
+    g, s = port(BLUE, gone, "10.1.0.7"), port(BLUE, stays, "10.1.0.8")
+    attach(node, g, BLUE)
+    attach(node, s, BLUE)
+    netns.delete(gone)
+    desired = DesiredNode(node="n", networks={"blue": BLUE}, ports={g.key: g, s.key: s})
+    with inside(node[0]):
+        node[1].reconcile(desired)
+    assert node[1]._watch.netns() == {netns.path(stays)}
+
+    def freed() -> bool:
+        return sh(f"ip -n {node[0]} link show {g.host_ifname}", check=False).returncode != 0
+
+    wait_for(freed, 5.0, "the deleted netns's veth to go")
+    with inside(node[0]):
+        again = node[1].reconcile(desired)
+    assert [problem for problem in again.problems if "does not exist" in problem], again
+    sh(f"ip -n {stays} link set eth1 address {TUNED_MAC}")
+    wait_for(lambda: neighbour_macs(node[0], s.host_ifname) == {"10.1.0.8": TUNED_MAC}, 5.0, "the other pod")

@@ -9,13 +9,20 @@ that cache and sends only the difference (no kernel read), `reconcile` reads the
 On top of the routing path, when the kernel supports it (on by default), a tc-BPF fast path (`fastpath/`): a
 program on the tcx ingress hook of every pod port and tunnel device forwards with one FIB lookup in the network's
 table and a redirect; whatever it does not handle falls through to the routing path unchanged, and so does every
-packet to or from a port shaped by a chained plugin (a foreign qdisc on its host veth)."""
+packet to or from a port shaped by a chained plugin (a foreign qdisc on its host veth).
+
+Neighbour entries for pod addresses are static, so they follow the MAC the pod side actually has (a chained
+`tuning` plugin may change it after the ADD): a watcher thread (`podmac`) repairs them as the pod netns
+announces the change, and every full resync reads the pod sides' MACs back. The dataplane thread's calls and the
+watcher's repairs take turns under one lock; the watcher sends through its own socket."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import threading
 from collections.abc import Iterator
 
 from ...errors import DataplaneError, NetnsNotFound
@@ -37,6 +44,7 @@ from .fastpath.programs import Role
 from .netlink import dumps, messages
 from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
 from .netlink.socket import NetlinkSocket
+from .podmac import Links, LinkWatch, PodLink
 from .tunnels import tunnel_problem
 
 log = logging.getLogger("multinet.vppagent.linux")
@@ -58,14 +66,20 @@ class LinuxDriver:
         self._links: dict[str, dumps.Link] = {}
         self._retired: dict[tuple[str, str, str], int] = {}  # detached ports waiting for deletion: ifindex
         self._reaper: NetlinkSocket | None = None
+        self._lock = threading.RLock()  # the dataplane thread's changes and the pod MAC watcher's, in turn
+        self._pods: dict[str, PodLink] = {}  # host veth → its pod side as last seen (the MAC it has)
+        self._mac_sock = NetlinkSocket()  # the watcher thread's own, in the node's netns
+        self._watch = LinkWatch(self._on_pod_links)
 
     @property
     def fastpath(self) -> bool:
         return self._fast.enabled
 
     def close(self) -> None:
+        self._watch.close()  # first, outside the lock: its thread may be waiting for it
         self._fast.close()
         self._host.close()
+        self._mac_sock.close()
         if self._reaper is not None:
             self._reaper.close()
 
@@ -104,15 +118,25 @@ class LinuxDriver:
 
     # ------------------------------------------------------------------------------------------------ fast path
     def attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:
+        with self._lock:
+            try:
+                return self._attach(port, network)
+            except BaseException:
+                self._unwatch_if_unused(port.netns)
+                raise
+
+    def _attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:
         if not os.path.exists(port.netns):
             raise NetnsNotFound(f"network namespace {port.netns} does not exist")
         try:
             with NetlinkSocket(port.netns) as pod_sock:
                 self._index[port.host_ifname] = ports.ensure_veth(self._host, pod_sock, port)
-                pod.configure(pod_sock, port)
+                self._watch_pod(port.netns)  # before the MAC is read: a change from now on is announced
+                link = pod.configure(pod_sock, port)
             objects = plan.HostObjects()
             plan.network_objects(network, objects)
             plan.port_objects(port, network, objects)
+            plan.follow_macs(objects, {port.host_ifname: link.mac})
             sysctl.prepare_host_port(port.host_ifname)
             device = Device(port.host_ifname, self._index[port.host_ifname], network.table, Role.PORT)
             self._fast_attach(device)  # before the link goes up: its first packet already takes the fast path
@@ -123,16 +147,18 @@ class LinuxDriver:
             raise DataplaneError(str(exc)) from exc
         if self._cache is not None:
             self._cache.merge(objects)
+        self._pods[port.host_ifname] = _pod_link(port, link)
         return AttachResult(port.host_ifname, port.pod_mac, port.mtu)
 
     def detach(self, port: PortSpec) -> bool:
         """Free the pod's interface name and unroute the port now. Destroying a veth takes the kernel ~20 ms of
         RCU grace, mostly outside its lock: `finish_detach` does it later, from another thread, by ifindex (so a
         link re-created under the same name meanwhile is never touched)."""
-        with _as_dataplane_error(f"detach {port.ifname} of {port.container_id}"):
+        with self._lock, _as_dataplane_error(f"detach {port.ifname} of {port.container_id}"):
             return self._detach(port)
 
     def _detach(self, port: PortSpec) -> bool:
+        self._forget_pod(port.host_ifname)
         host = dumps.link(self._host, port.host_ifname)
         if host is not None and os.path.exists(port.netns):
             with contextlib.suppress(OSError), NetlinkSocket(port.netns) as pod_sock:
@@ -195,18 +221,24 @@ class LinuxDriver:
     # ------------------------------------------------------------------------------------------------ converge
     def apply(self, desired: DesiredNode) -> ReconcileReport:
         """Converge by difference against what was applied last; falls back to `reconcile` when unsure."""
-        if self._cache is None:
-            return self.reconcile(desired)
-        report = ReconcileReport()
-        wanted = plan.host_objects(desired, self._tunnel_mtu_for(desired))
-        self._fast.retain({net.table for net in desired.networks.values()})
-        self._sync_ports(desired, wanted, self._cache.ports, report)
-        self._sync_vxlans(desired, wanted, set(self._cache.vxlans), report)
-        self._sync_objects(wanted, self._cache, report)
-        return report
+        with self._lock:
+            if self._cache is None:
+                return self._reconcile(desired)
+            report = ReconcileReport()
+            wanted = plan.host_objects(desired, self._tunnel_mtu_for(desired))
+            self._fast.retain({net.table for net in desired.networks.values()})
+            self._sync_ports(desired, wanted, self._cache.ports, report)
+            self._sync_vxlans(desired, wanted, set(self._cache.vxlans), report)
+            plan.follow_macs(wanted, {name: p.mac for name, p in self._pods.items()})
+            self._sync_objects(wanted, self._cache, report)
+            return report
 
     def reconcile(self, desired: DesiredNode) -> ReconcileReport:
         """Read back everything the agent owns in the kernel and converge it to `desired`."""
+        with self._lock:
+            return self._reconcile(desired)
+
+    def _reconcile(self, desired: DesiredNode) -> ReconcileReport:
         report = ReconcileReport()
         self._uplink_mtu = self._read_uplink_mtu()
         self._refresh_index()
@@ -219,6 +251,7 @@ class LinuxDriver:
             desired, wanted, tunnels - self._replace_stale_tunnels(desired, wanted, tunnels, report), report
         )
         self._refresh_index()
+        self._follow_pods(desired, wanted)
         self._sync_objects(wanted, read_host_objects(self._host, self._links), report)
         self._sync_fastpath(desired, wanted, report)
         return report
@@ -231,6 +264,7 @@ class LinuxDriver:
         self, desired: DesiredNode, wanted: plan.HostObjects, present: set[str], report: ReconcileReport
     ) -> None:
         for name in sorted(present - wanted.ports):
+            self._forget_pod(name)
             self._host.execute([messages.link_delete(name)])
             self._index.pop(name, None)
             report.ports_removed += 1
@@ -303,6 +337,99 @@ class LinuxDriver:
             report.added += 1
         self._host.execute(finish)
 
+    # ------------------------------------------------------------------------------------------------ pod MACs
+    def _follow_pods(self, desired: DesiredNode, wanted: plan.HostObjects) -> None:
+        """Level-triggered: the pod side of every port present, read back (one link dump per pod netns, after
+        subscribing to it: nothing changes unseen in between); `wanted` points at the MACs found; a pod whose MAC
+        is not multinet's gets its gateway neighbours re-asserted; exactly the pod netns with ports of ours are
+        watched."""
+        by_netns: dict[str, list[PortSpec]] = {}
+        for port in desired.ports.values():
+            if port.host_ifname in wanted.ports and port.host_ifname in self._index:
+                by_netns.setdefault(port.netns, []).append(port)
+        found: dict[str, PodLink] = {}
+        for netns, pod_ports in by_netns.items():
+            try:
+                self._watch.open(netns)
+                with NetlinkSocket(netns) as sock:
+                    links = {link.name: link for link in dumps.links(sock)}
+                    tuned = []
+                    for port in pod_ports:
+                        link = links.get(port.ifname)
+                        if link is not None and link.peer_index == self._index[port.host_ifname] and link.mac:
+                            found[port.host_ifname] = known = _pod_link(port, link)
+                            tuned += [known] if link.mac != port.pod_mac else []
+                    self._repair_pod_side(sock, tuned)
+            except FileNotFoundError:  # gone: its port is re-created or reported (and its watch let go)
+                continue
+            except OSError as exc:  # not read this time: what was known stays (never back to the spec's MAC)
+                log.warning("pod MACs in %s not read: %s", netns, exc)
+                names = {port.host_ifname for port in pod_ports}
+                found.update({name: p for name, p in self._pods.items() if name in names and p.netns == netns})
+        self._pods = found
+        for netns in self._watch.netns() - {p.netns for p in found.values()}:
+            self._watch.drop(netns)
+        plan.follow_macs(wanted, {name: p.mac for name, p in found.items()})
+
+    def _on_pod_links(self, netns: str, links: Links) -> None:
+        """The watcher thread: `netns` announced these MACs by ifindex (None: maybe any changed). A port of ours
+        whose pod side has a new one gets its node-side neighbour entries replaced and, in the pod, the gateway
+        neighbours the kernel flushed with the change."""
+        with self._lock:
+            ours = {name: p for name, p in self._pods.items() if p.netns == netns}
+            if not ours:
+                return
+            if links is None:
+                with NetlinkSocket(netns) as sock:
+                    links = {link.index: link.mac for link in dumps.links(sock)}
+            objects = plan.HostObjects()
+            moved = []
+            for name, known in ours.items():
+                mac = links.get(known.index, "")
+                if not mac or mac == known.mac:
+                    continue
+                self._pods[name] = dataclasses.replace(known, mac=mac)
+                moved.append(known)
+                for ip in known.ips:
+                    objects.add_neighbour(plan.NeighObj(name, ip, mac))
+                log.info("pod side of %s (in %s) changed its MAC to %s: its neighbour entries follow", name, netns, mac)
+            if not moved:
+                return
+            failed = [o for o in self._mac_sock.execute_all(requests.adds(objects, self._index)) if o.error]
+            if failed:  # the next apply reads the kernel back and repairs
+                log.warning("following a pod MAC failed: %s", "; ".join(str(o.request.what) for o in failed))
+                self._cache = None
+            elif self._cache is not None:
+                self._cache.neighbours.update(objects.neighbours)
+            try:
+                with NetlinkSocket(netns) as sock:
+                    self._repair_pod_side(sock, moved)
+            except OSError as exc:  # the pod is going away, or the next full resync re-asserts them
+                log.warning("gateway neighbours in %s not re-added: %s", netns, exc)
+
+    @staticmethod
+    def _repair_pod_side(sock: NetlinkSocket, tuned: list[PodLink]) -> None:
+        """The gateway neighbours of pod sides whose MAC changed (the kernel flushed them with the change)."""
+        reqs = [req for p in tuned for req in pod.gateway_neighbours(p.index, p.ifname, {ip.version for ip in p.ips})]
+        for outcome in sock.execute_all(reqs):
+            if outcome.error:
+                log.warning("re-adding a pod's gateway: %s: %s", outcome.request.what, os.strerror(outcome.error))
+
+    def _watch_pod(self, netns: str) -> None:
+        try:
+            self._watch.open(netns)
+        except OSError as exc:
+            log.warning("pod MAC watch: %s not watched (%s): its MAC is followed at full resyncs only", netns, exc)
+
+    def _forget_pod(self, host_ifname: str) -> None:
+        known = self._pods.pop(host_ifname, None)
+        if known is not None:
+            self._unwatch_if_unused(known.netns)
+
+    def _unwatch_if_unused(self, netns: str) -> None:
+        if all(p.netns != netns for p in self._pods.values()):
+            self._watch.drop(netns)
+
     def _sync_fastpath(self, desired: DesiredNode, wanted: plan.HostObjects, report: ReconcileReport) -> None:
         """Every port and tunnel present runs the current program, shaped ports none (a restarted agent's
         hand-over of identical programs is no change: see fastpath.control)."""
@@ -335,6 +462,10 @@ class LinuxDriver:
         report.removed += len(deletes)
         report.added += len(adds)
         self._cache = None if failed else wanted
+
+
+def _pod_link(port: PortSpec, link: dumps.Link) -> PodLink:
+    return PodLink(port.netns, port.ifname, link.index, link.mac, tuple(ip.ip for ip in port.ips))
 
 
 @contextlib.contextmanager

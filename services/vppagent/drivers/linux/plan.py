@@ -6,6 +6,7 @@ so the driver can diff them against what it reads back and apply only the differ
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...model import (
@@ -122,6 +123,15 @@ def port_objects(port: PortSpec, net: NetworkSpec, out: HostObjects) -> None:
     for ip in port.ips:
         out.add_route(RouteObj(net.table, host_network(ip.ip), dev=port.host_ifname))
         out.add_neighbour(NeighObj(port.host_ifname, ip.ip, port.pod_mac))
+
+
+def follow_macs(objects: HostObjects, macs: Mapping[str, str]) -> None:
+    """Point the neighbour entries of pod ports at the MAC their pod side has now (`macs`: host veth → MAC), which
+    a chained plugin may have changed since multinet chose it (`tuning`): never back to the spec's."""
+    for key, neigh in objects.neighbours.items():
+        mac = macs.get(neigh.dev)
+        if mac and mac != neigh.mac:
+            objects.neighbours[key] = NeighObj(neigh.dev, neigh.address, mac)
 
 
 def tunnel_objects(desired: DesiredNode, net: NetworkSpec, mtu: int, out: HostObjects) -> None:

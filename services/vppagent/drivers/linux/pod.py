@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from ...errors import DataplaneError
 from ...model import HOST_SIDE_MAC, PortSpec, gateway_for
@@ -19,12 +20,14 @@ MARK_RULE_PRIORITY = 900  # ingress-leg replies first, then source addresses
 LEG_MARK_BASE = 0x6D000000
 
 
-def configure(sock: NetlinkSocket, port: PortSpec) -> None:
+def configure(sock: NetlinkSocket, port: PortSpec) -> dumps.Link:
+    """Program the pod side; returns its link as found before (index, the MAC it has)."""
     link = dumps.link(sock, port.ifname)
     if link is None:
         raise DataplaneError(f"{port.ifname} vanished from {port.netns} while being configured")
     sock.execute(_requests(link.index, port))
     sync_leg_marks(sock, port.netns)
+    return link
 
 
 def _legs(sock: NetlinkSocket) -> dict[int, str]:
@@ -110,9 +113,7 @@ def _requests(index: int, port: PortSpec) -> list[Request]:
     for ip in port.ips:
         reqs.append(messages.addr_add(index, ip.ip, ip.max_prefixlen, port.ifname))
         reqs.append(messages.source_rule(add=True, source=ip.ip, priority=SOURCE_RULE_PRIORITY, table=table))
-    for version in versions:
-        gw = gateway_for(ipaddress.ip_address("0.0.0.0" if version == 4 else "::"))
-        reqs.append(messages.neighbour(add=True, index=index, address=gw, mac=HOST_SIDE_MAC, ifname=port.ifname))
+    reqs += gateway_neighbours(index, port.ifname, versions)
     for route in port.routes:
         if route.dst.version not in versions:
             continue
@@ -125,6 +126,21 @@ def _requests(index: int, port: PortSpec) -> list[Request]:
                 )
             )
     return reqs
+
+
+def gateway_neighbours(index: int, ifname: str, versions: Iterable[int]) -> list[Request]:
+    """The link-local gateway's static neighbour per IP version. The kernel flushes an interface's neighbours,
+    permanent ones included, when its MAC changes: whoever follows a pod's MAC re-adds these."""
+    return [
+        messages.neighbour(
+            add=True,
+            index=index,
+            address=gateway_for(ipaddress.ip_address("0.0.0.0" if version == 4 else "::")),
+            mac=HOST_SIDE_MAC,
+            ifname=ifname,
+        )
+        for version in sorted(set(versions))
+    ]
 
 
 def problems(sock: NetlinkSocket, port: PortSpec) -> list[str]:
