@@ -526,6 +526,10 @@ def test_chain_with_debian_tuning_bandwidth_and_portmap(
     plain_result = ok(stack.cni("ADD", plain_conf, container_id="plain", netns=netns.path(plain), ifname="eth1"))
     plain_host = plain_result["interfaces"][0]["name"]
     poll("the chained port off the fast path", lambda: fastpath_programs(stack.node_ns).get(host) is None)
+    poll(
+        "the plain port on the fast path (attached in the background)",
+        lambda: plain_host in fastpath_programs(stack.node_ns),
+    )
     assert [n[:5] for n in fastpath_programs(stack.node_ns)[plain_host]] == ["mnfpp"]
     address = result["ips"][0]["address"].split("/")[0]
     poll(

@@ -48,6 +48,7 @@ def node(netns: Namespaces) -> Iterator[tuple[str, LinuxDriver]]:
 def attach(node: tuple[str, LinuxDriver], p: PortSpec, net: NetworkSpec) -> None:
     with inside(node[0]):
         node[1].attach(p, net)
+    assert node[1].settle_fastpath()  # the fast path's program goes on in the background
 
 
 def test_same_address_on_two_networks_each_reaches_only_its_own(
@@ -96,6 +97,7 @@ def test_attach_is_idempotent_and_restart_reconcile_changes_nothing(
     desired = DesiredNode(node="n", networks={"blue": BLUE}, ports={p.key: p})
     with inside(node[0]):
         first = node[1].reconcile(desired)
+        assert node[1].settle_fastpath()
         restarted = LinuxDriver()
         try:
             second = restarted.reconcile(desired)

@@ -75,6 +75,7 @@ class Cluster:
         )
         with inside(node.netns):
             self.drivers[node.name].attach(port, net)
+        assert self.drivers[node.name].settle_fastpath()  # the program goes on in the background
         self.ports[node.name].append(port)
         return pod, port
 
@@ -95,6 +96,7 @@ class Cluster:
             with inside(node.netns):
                 report = self.drivers[node.name].reconcile(self.desired(node))
             assert not report.problems, report.problems
+            assert self.drivers[node.name].settle_fastpath()
 
     def close(self) -> None:
         for node in self.nodes:

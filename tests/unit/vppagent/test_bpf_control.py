@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -209,7 +211,7 @@ def test_unavailable_kernel_keeps_the_routing_path_and_says_so_once(
     with caplog.at_level(logging.WARNING):
         first, second = FastPath(), FastPath()
     assert not first.enabled and not second.enabled and first.reason == "bpf(2) denied (unit test)"
-    assert first.attach(PORT) == [] and kernel.hooks == {} and kernel.loads == []
+    assert first.attach_now(PORT) == [] and kernel.hooks == {} and kernel.loads == []
     assert first.sync(SOCK, [PORT]).attached == 0
     assert len([r for r in caplog.records if "unit test" in r.getMessage()]) == 1
     with pytest.raises(DataplaneError, match="required but unavailable"):
@@ -219,7 +221,7 @@ def test_unavailable_kernel_keeps_the_routing_path_and_says_so_once(
 def test_switched_off_attaches_nothing_and_a_resync_removes_only_ours(kernel: FakeKernel) -> None:
     kernel.hooks[PORT.index] = [kernel.new_program("mnfpp100004d2"), kernel.new_program("cilium_x")]
     off = FastPath(False)
-    assert not off.enabled and off.attach(PORT2) == [] and kernel.loads == []
+    assert not off.enabled and off.attach_now(PORT2) == [] and kernel.loads == []
     result = off.sync(SOCK, [PORT, PORT2])
     assert (result.attached, result.removed, result.problems) == (0, 1, [])
     assert kernel.names(PORT.index) == ["cilium_x"] and kernel.open_fds() == []
@@ -228,24 +230,24 @@ def test_switched_off_attaches_nothing_and_a_resync_removes_only_ours(kernel: Fa
 # ------------------------------------------------------------------------------------------------------ attach
 def test_one_program_per_role_and_table_shared_by_devices(kernel: FakeKernel, fast: FastPath) -> None:
     for device in (PORT, PORT2, TUNNEL):
-        assert fast.attach(device) == []
+        assert fast.attach_now(device) == []
     assert kernel.loads == ["mnfpp100004d2", "mnfpt100004d2"]
     assert kernel.hooks[PORT.index] == kernel.hooks[PORT2.index] != kernel.hooks[TUNNEL.index]
     fast.retain(set())  # the network is gone: its programs are released, the next attach loads again
-    fast.attach(Device("mnghi", 10, TABLE, Role.PORT))
+    fast.attach_now(Device("mnghi", 10, TABLE, Role.PORT))
     assert kernel.loads[-1] == "mnfpp100004d2" and len(kernel.loads) == 3
 
 
 def test_attaching_is_idempotent_and_leaves_other_programs_alone(kernel: FakeKernel, fast: FastPath) -> None:
     foreign = kernel.new_program("cilium_x")
     kernel.hooks[PORT.index] = [foreign]
-    assert fast.attach(PORT) == [] and fast.attach(PORT) == []
+    assert fast.attach_now(PORT) == [] and fast.attach_now(PORT) == []
     assert kernel.names(PORT.index) == ["cilium_x", "mnfpp100004d2"]
     assert kernel.ops == [f"attach {PORT.index}"]
 
 
 def test_resync_repairs_replaces_in_place_and_adopts_an_earlier_agents_copy(kernel: FakeKernel, fast: FastPath) -> None:
-    fast.attach(PORT)
+    fast.attach_now(PORT)
     ours = kernel.hooks[PORT.index][0]
     older = kernel.new_program("mnfpp100004d2", b"older-code")  # an older agent version: other code
     earlier = kernel.new_program("mnfpt100004d2")  # an earlier process of this version: same tag, other id
@@ -265,10 +267,62 @@ def test_resync_repairs_replaces_in_place_and_adopts_an_earlier_agents_copy(kern
 
 def test_check_says_what_is_wrong(kernel: FakeKernel, fast: FastPath) -> None:
     assert fast.problem(SOCK, PORT) == "fast-path program missing or outdated on mnabc"
-    fast.attach(PORT)
+    fast.attach_now(PORT)
     assert fast.problem(SOCK, PORT) == ""
     kernel.qdiscs = [Qdisc(PORT.index, 0xFFFF0000, 0xFFFFFFF1, "ingress")]
     assert fast.problem(SOCK, PORT) == "fast-path program on mnabc, which is shaped"
+
+
+# ---------------------------------------------------------------------------------------------- in background
+def held_attach(kernel: FakeKernel, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """tcx attach waits for the returned event: the kernel's slow part (an RCU grace period), made long."""
+    gate = threading.Event()
+
+    def slow_attach(index: int, fd: int, replace_fd: int = 0) -> None:
+        assert gate.wait(5)
+        kernel.attach(index, fd, replace_fd)
+
+    monkeypatch.setattr(tcx, "attach", slow_attach)
+    return gate
+
+
+def test_attach_returns_at_once_and_the_program_follows(
+    kernel: FakeKernel, fast: FastPath, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = held_attach(kernel, monkeypatch)
+    fast.attach(PORT)
+    assert kernel.names(PORT.index) == []  # not yet: the caller did not wait
+    assert fast.problem(SOCK, PORT) == ""  # CHECK while it is on its way: nothing wrong
+    gate.set()
+    assert fast.settle(5)
+    assert kernel.names(PORT.index) == ["mnfpp100004d2"]
+
+
+def test_a_port_shaped_before_the_background_attach_stays_off(kernel: FakeKernel, fast: FastPath) -> None:
+    shape(kernel, PORT2.index)  # the bandwidth plugin ran before the background thread got to the port
+    fast.attach(PORT2)
+    assert fast.settle(5)
+    assert kernel.shaped == {PORT2.index} and kernel.names(PORT2.index) == []
+    fast.forget(PORT2.index)
+    assert fast.settle(5) and kernel.shaped == set()
+
+
+def test_a_forget_cancels_a_pending_attach(kernel: FakeKernel, fast: FastPath, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = held_attach(kernel, monkeypatch)
+    fast.attach(TUNNEL)  # keeps the background thread busy while the next two requests queue up
+    poll_until(lambda: kernel.loads != [])
+    fast.attach(PORT)
+    fast.forget(PORT.index)
+    gate.set()
+    assert fast.settle(5)
+    assert kernel.names(TUNNEL.index) == ["mnfpt100004d2"] and kernel.hooks.get(PORT.index) is None
+
+
+def poll_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)  # polling a background thread's progress
 
 
 # ----------------------------------------------------------------------------------------------------- shaping
@@ -280,7 +334,7 @@ def test_a_shaped_port_gets_no_program_and_enters_the_map(kernel: FakeKernel, fa
     shape(kernel, PORT.index, TUNNEL.index)  # a qdisc on a tunnel is not a pod's shaping: it keeps its program
     result = fast.sync(SOCK, [PORT, PORT2, TUNNEL])
     assert result.attached == 2 and kernel.names(PORT.index) == [] and kernel.shaped == {PORT.index}
-    assert fast.attach(PORT) == [] and kernel.names(PORT.index) == []  # attach keeps it off too
+    assert fast.attach_now(PORT) == [] and kernel.names(PORT.index) == []  # attach keeps it off too
     assert fast.problem(SOCK, PORT) == ""
     kernel.qdiscs = []
     result = fast.sync(SOCK, [PORT, PORT2, TUNNEL])
@@ -289,7 +343,7 @@ def test_a_shaped_port_gets_no_program_and_enters_the_map(kernel: FakeKernel, fa
 
 def test_the_watcher_moves_ports_off_the_fast_path_and_back(kernel: FakeKernel, fast: FastPath) -> None:
     for device in (PORT, PORT2, TUNNEL):
-        fast.attach(device)
+        fast.attach_now(device)
     assert kernel.on_change is not None
     shape(kernel, PORT.index)
     kernel.on_change({PORT.index, 99})  # 99: a device that is not ours (the bandwidth plugin's ifb)
@@ -299,21 +353,21 @@ def test_the_watcher_moves_ports_off_the_fast_path_and_back(kernel: FakeKernel, 
     kernel.on_change(None)  # notifications were lost: every port re-derived
     assert kernel.shaped == {PORT2.index} and kernel.names(PORT.index) == ["mnfpp100004d2"]
     assert kernel.names(PORT2.index) == []
-    fast.forget(PORT2.index)  # the port goes away: out of the map (ifindexes are reused)
+    fast.forget_now(PORT2.index)  # the port goes away: out of the map (ifindexes are reused)
     assert kernel.shaped == set()
 
 
 # ----------------------------------------------------------------------------------------------------- failures
 def test_only_an_incapable_kernel_switches_it_off(kernel: FakeKernel, fast: FastPath) -> None:
     kernel.fail["attach"] = errno.ENODEV  # the device vanished meanwhile: nobody's problem
-    assert fast.attach(PORT) == [] and on(fast)
+    assert fast.attach_now(PORT) == [] and on(fast)
     kernel.fail["query"] = errno.EBUSY
-    assert fast.attach(PORT)[0].startswith("fast path:") and on(fast)
+    assert fast.attach_now(PORT)[0].startswith("fast path:") and on(fast)
     kernel.fail["attach"] = errno.EOPNOTSUPP
-    assert fast.attach(PORT) and not on(fast) and "not supported" in fast.reason
-    assert fast.attach(PORT2) == [] and PORT2.index not in kernel.hooks
+    assert fast.attach_now(PORT) and not on(fast) and "not supported" in fast.reason
+    assert fast.attach_now(PORT2) == [] and PORT2.index not in kernel.hooks
 
 
 def test_a_program_the_kernel_refuses_switches_it_off(kernel: FakeKernel, fast: FastPath) -> None:
     kernel.fail["load"] = errno.EACCES
-    assert fast.attach(PORT) == [] and not on(fast) and kernel.hooks == {}
+    assert fast.attach_now(PORT) == [] and not on(fast) and kernel.hooks == {}

@@ -75,6 +75,10 @@ class LinuxDriver:
     def fastpath(self) -> bool:
         return self._fast.enabled
 
+    def settle_fastpath(self, timeout: float = 5.0) -> bool:
+        """Wait for the fast path's background attachments (tests, benchmarks)."""
+        return self._fast.settle(timeout)
+
     def close(self) -> None:
         self._watch.close()  # first, outside the lock: its thread may be waiting for it
         self._fast.close()
@@ -139,7 +143,7 @@ class LinuxDriver:
             plan.follow_macs(objects, {port.host_ifname: link.mac})
             sysctl.prepare_host_port(port.host_ifname)
             device = Device(port.host_ifname, self._index[port.host_ifname], network.table, Role.PORT)
-            self._fast_attach(device)  # before the link goes up: its first packet already takes the fast path
+            self._fast.attach(device)  # in the background: the routing path carries the first packets
             self._host.execute([messages.link_up(port.host_ifname), *requests.adds(objects, self._index)])
         except FileNotFoundError as exc:
             raise NetnsNotFound(f"network namespace {port.netns} does not exist") from exc
@@ -329,7 +333,7 @@ class LinuxDriver:
                 continue
             self._index[vx.name] = link.index
             sysctl.spread_receive(vx.name)
-            report.problems += self._fast_attach(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
+            self._fast.attach(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
             finish += [
                 messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"),
                 messages.link_up(vx.name, vx.mtu),
@@ -446,12 +450,6 @@ class LinuxDriver:
         report.added += result.attached
         report.removed += result.removed
         report.problems += result.problems
-
-    def _fast_attach(self, device: Device) -> list[str]:
-        problems = self._fast.attach(device)
-        for problem in problems:
-            log.warning("%s", problem)
-        return problems
 
     def _sync_objects(self, wanted: plan.HostObjects, current: plan.HostObjects, report: ReconcileReport) -> None:
         changes = host_changes(wanted, current)

@@ -4,7 +4,9 @@ to devices with tcx, keeping shaping intact, and the read-back that repairs devi
 - Mode: the driver's option (`fastpath=True/False`), else MULTINET_FASTPATH=on|off|auto, default auto: on when
   the kernel can load the program and has tcx hooks (probed once per process), else off with one log line.
 - Programs are loaded once per (role, table) and shared by every device of that network; attaching one to a
-  new port is one bpf(2) call (a query first: attaching is idempotent).
+  new port is one bpf(2) call (a query first: attaching is idempotent), made in the background (`deferred`: it
+  waits for an RCU grace period, ~10 ms, which a CNI ADD does not wait for; until then the routing path carries
+  the port's packets). Full resyncs and CNI CHECK work in the caller's thread.
 - Shaped ports: a pod port whose host veth carries a qdisc the kernel did not put there (a chained bandwidth
   plugin's ingress qdisc + mirred to its ifb, its root tbf) keeps the kernel's path both ways: no program of
   ours on its host veth (its egress traffic meets the plugin's ingress qdisc), and its ifindex in the shaped
@@ -40,6 +42,7 @@ from ....model import TABLE_BASE
 from ..netlink import tc
 from ..netlink.socket import NetlinkSocket
 from . import loader, maps, programs, tcx
+from .deferred import Deferred
 from .programs import Role
 from .syscall import BpfError
 from .watch import Changed, QdiscWatch
@@ -103,7 +106,8 @@ def probe() -> str:
 
 
 class FastPath:
-    """Thread-safe: the dataplane thread and the qdisc watcher's thread both change attachments, under one lock."""
+    """Thread-safe: the dataplane thread, the background attacher and the qdisc watcher's thread all change
+    attachments, under one lock."""
 
     def __init__(self, option: bool | None = None) -> None:
         mode = wanted_mode(option)
@@ -114,6 +118,7 @@ class FastPath:
         self._map: maps.IfindexSet | None = None
         self._watch: QdiscWatch | None = None
         self._watch_sock: NetlinkSocket | None = None  # the watcher thread's own socket for qdisc dumps
+        self._deferred: Deferred[Device] | None = None
         self._remove_ours = mode is False  # switched off on purpose: a resync takes our programs away
         self.enabled = False
         self.reason = "switched off" if mode is False else ""
@@ -133,13 +138,18 @@ class FastPath:
             self._map = maps.IfindexSet.create(SHAPED_MAP_NAME)
             self._watch_sock = NetlinkSocket()
             self._watch = QdiscWatch(self._on_qdiscs)
+            self._deferred = Deferred(self._handle_deferred)
         except OSError as exc:
             self.close()
             return str(exc)
         return ""
 
     def close(self) -> None:
-        if self._watch is not None:  # first, outside the lock: the thread may be waiting for it
+        # the threads first, outside the lock: they may be waiting for it
+        if self._deferred is not None:
+            self._deferred.close()
+            self._deferred = None
+        if self._watch is not None:
             self._watch.close()
             self._watch = None
         with self._lock:
@@ -178,8 +188,24 @@ class FastPath:
                 self._programs.pop(key).close()
 
     # ------------------------------------------------------------------------------------------------ attach
-    def attach(self, device: Device) -> list[str]:
-        """Put our program on `device` (idempotent; replaces another program of ours); problems, if any."""
+    def attach(self, device: Device) -> None:
+        """Put our program on `device` soon, in the background (problems are logged there)."""
+        if self.enabled and self._deferred is not None:
+            self._deferred.put(device.index, device)
+
+    def forget(self, index: int) -> None:
+        """A port going away (its device is deleted with whatever hangs on it): off the books and the map, in the
+        background like attaching (which a forget cancels)."""
+        if self._deferred is not None:
+            self._deferred.put(index, None)
+
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait for the background attachments asked for so far (tests, benchmarks); False on timeout."""
+        return self._deferred is None or self._deferred.settle(timeout)
+
+    def attach_now(self, device: Device) -> list[str]:
+        """Put our program on `device` in this thread (idempotent; replaces another program of ours); problems,
+        if any."""
         with self._lock:
             if not self.enabled:
                 return []
@@ -189,12 +215,28 @@ class FastPath:
                 self._converge(device, result)
             return result.problems
 
-    def forget(self, index: int) -> None:
-        """A port going away (its device is deleted with whatever hangs on it)."""
+    def forget_now(self, index: int) -> None:
         with self._lock:
             self._devices.pop(index, None)
             if index in self._shaped:
                 self._set_shaped(self._shaped - {index})
+
+    def _handle_deferred(self, batch: dict[int, Device | None]) -> None:
+        """The background thread: forget what went away, then attach the new devices. A chained plugin may have
+        shaped a new port before this runs, announced while the port was not on the books yet: their qdiscs are
+        read here first."""
+        for index in [i for i, device in batch.items() if device is None]:
+            self.forget_now(index)
+        devices = [device for device in batch.values() if device is not None]
+        problems: list[str] = []
+        with self._lock:
+            ports = {d.index for d in devices if d.role is Role.PORT}
+            if ports and self.enabled and self._watch_sock is not None:
+                self._set_shaped((self._shaped - ports) | (tc.shaped(tc.qdiscs(self._watch_sock)) & ports))
+            for device in devices:
+                problems += self.attach_now(device)
+        for problem in problems:
+            log.warning("%s", problem)
 
     # ------------------------------------------------------------------------------------------------ read back
     def sync(self, sock: NetlinkSocket, devices: Sequence[Device]) -> SyncResult:
@@ -215,7 +257,10 @@ class FastPath:
         return result
 
     def problem(self, sock: NetlinkSocket, device: Device) -> str:
-        """CNI CHECK: "" when the device runs what it should: our current program, or none of ours if shaped."""
+        """CNI CHECK: "" when the device runs what it should: our current program, or none of ours if shaped (or
+        a background attach for it is still on its way)."""
+        if self._deferred is not None and self._deferred.busy_with(device.index):
+            return ""
         with self._lock:
             if not self.enabled:
                 return ""
