@@ -9,7 +9,7 @@ the per-round ratios (each multinet run against the raw run right after it: less
 drift). The agents' tc-BPF fast path is on when the kernel supports it (MULTINET_FASTPATH=off to measure the
 routing path alone); the benchmark waits for its programs on both pods' ports and prints which devices run one.
 
-Usage: bench/throughput_bench.py [SECONDS] [RUNS]"""
+Usage: bench/throughput_bench.py [SECONDS] [RUNS] [--pin]"""
 
 from __future__ import annotations
 
@@ -55,9 +55,19 @@ def wait_for_fast_path(nodes: list[str], ports: int) -> dict[str, list[str]]:
         time.sleep(0.1)  # polling the agents' background attach
 
 
+PIN = "--pin" in sys.argv  # iperf3 client on CPU 0, server on CPU 1, for multinet and the references alike
+
+
+def pinned(cpu: int) -> list[str]:
+    """With --pin, client and server on CPUs of their own: unpinned, on a 2-core machine, the scheduler sometimes
+    stacks both ends and the softirq work on one CPU, which moves single runs by 20%. Pinned, receive packet
+    steering (which multinet gives its tunnels, and the third reference) competes with the server's CPU."""
+    return ["taskset", "-c", str(cpu)] if PIN and (os.cpu_count() or 1) > 1 else []
+
+
 def iperf(server_ns: str, client_ns: str, address: str, seconds: int) -> float:
     server = subprocess.Popen(
-        ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", "5201"],
+        ["ip", "netns", "exec", server_ns, *pinned(1), "iperf3", "-s", "-1", "-p", "5201"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -65,7 +75,21 @@ def iperf(server_ns: str, client_ns: str, address: str, seconds: int) -> float:
         deadline = time.monotonic() + 5
         while True:
             out = subprocess.run(
-                ["ip", "netns", "exec", client_ns, "iperf3", "-c", address, "-p", "5201", "-t", str(seconds), "-J"],
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    client_ns,
+                    *pinned(0),
+                    "iperf3",
+                    "-c",
+                    address,
+                    "-p",
+                    "5201",
+                    "-t",
+                    str(seconds),
+                    "-J",
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -128,8 +152,9 @@ def set_rps(ns: str, dev: str, mask: str) -> None:
 
 
 def main() -> None:
-    seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    args = [a for a in sys.argv[1:] if a != "--pin"]
+    seconds = int(args[0]) if args else 4
+    runs = int(args[1]) if len(args) > 1 else 8
     with bench_lab(2) as lab:
         lab.run_pod("a", "node1", "blue")
         b = lab.run_pod("b", "node2", "blue")
@@ -157,6 +182,7 @@ def main() -> None:
     med = statistics.median
     report = {
         "seconds": seconds,
+        "pinned": PIN,
         "runs": runs,
         "mtu": mtu,
         "fast_path_devices": fast_path,
