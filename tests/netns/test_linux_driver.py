@@ -292,7 +292,12 @@ def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
     with inside(node[0]):
         full = node[1].reconcile(desired)
         diff = node[1].apply(desired)
-        assert node[1].check(p, BLUE) == [f"interface eth1 has MAC {TUNED_MAC}, expected {p.pod_mac}"]
+        # CHECK with the MAC multinet chose sees the change on both sides; with the chain's final MAC, nothing
+        assert node[1].check(p, BLUE) == [
+            f"interface eth1 has MAC {TUNED_MAC}, expected {p.pod_mac}",
+            *(f"neighbour {ip} on {p.host_ifname} missing or not {p.pod_mac}" for ip in ("10.1.0.7", "fd00:1::7")),
+        ]
+        assert node[1].check(dataclasses.replace(p, mac=TUNED_MAC), BLUE) == []
     assert full.changed == 0 and not full.problems, full  # the watcher already repaired: nothing left to do
     assert diff.changed == 0 and not diff.problems, diff
     assert neighbour_macs(node[0], p.host_ifname) == tuned
@@ -322,8 +327,14 @@ def test_a_restarted_driver_picks_up_a_mac_changed_while_none_watched(
     with inside(node[0]):
         restarted = LinuxDriver()
     try:
+        tuned_port = dataclasses.replace(p, mac=TUNED_MAC)  # what CNI CHECK asks with the chain's final result
         with inside(node[0]):
+            stale = [s for s in restarted.check(tuned_port, BLUE) if not s.startswith("fast-path")]  # not its own yet
+            assert stale == [
+                f"neighbour {ip} on {p.host_ifname} missing or not {TUNED_MAC}" for ip in ("10.1.0.7", "fd00:1::7")
+            ]
             report = restarted.reconcile(desired)
+            assert restarted.check(tuned_port, BLUE) == []
         assert report.added == 2 and report.removed == 0 and not report.problems, report  # the two neighbours
         assert neighbour_macs(node[0], p.host_ifname) == {"10.1.0.7": TUNED_MAC, "fd00:1::7": TUNED_MAC}
         assert ask(client, "10.1.0.7") == "pod"

@@ -220,6 +220,13 @@ class LinuxDriver:
             for r in wanted.rules
             if r not in actual.rules
         ]
+        # the node reaches the pod through a static entry: it must name the MAC the pod side has (`port`'s, which
+        # CNI CHECK takes from the final result: a chained plugin's MAC included)
+        found += [
+            f"neighbour {n.address} on {n.dev} missing or not {n.mac}"
+            for key, n in wanted.neighbours.items()
+            if actual.neighbours.get(key) != n
+        ]
         return found
 
     # ------------------------------------------------------------------------------------------------ converge
