@@ -17,7 +17,6 @@ names another netns now. Sockets are closed by the thread itself (it may be poll
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import select
@@ -27,8 +26,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .netlink import codec
-from .netlink.constants import IFLA_ADDRESS, NETLINK_ROUTE, RTM_NEWLINK
+from .netlink import codec, notify
+from .netlink.constants import IFLA_ADDRESS, RTM_NEWLINK
 from .netlink.netns import socket_in
 from .netlink.records import IPAddress
 
@@ -65,13 +64,7 @@ def link_address(msg: codec.Message) -> tuple[int, str] | None:
 
 def subscribe() -> socket.socket:
     """A non-blocking rtnetlink socket, in the calling thread's netns, receiving link notifications."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, NETLINK_ROUTE)
-    try:
-        sock.bind((0, RTMGRP_LINK))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return notify.subscribe(RTMGRP_LINK)
 
 
 def netns_identity(path: str) -> tuple[int, int]:
@@ -208,22 +201,10 @@ class LinkWatch:
 
 def _drain(sock: socket.socket) -> Links:
     """Every notification pending: the MACs they announce by ifindex, None if some were lost (ENOBUFS)."""
-    links: dict[int, str] = {}
-    lost = False
-    while True:
-        try:
-            data = sock.recv(1 << 16)
-        except BlockingIOError:
-            return None if lost else links
-        except OSError as exc:
-            if exc.errno != errno.ENOBUFS:
-                raise
-            lost = True
-            continue
-        for msg in codec.split_messages(data):
-            found = link_address(msg)
-            if found is not None:
-                links[found[0]] = found[1]
+    messages, lost = notify.drain(sock)
+    if lost:
+        return None
+    return dict(found for found in map(link_address, messages) if found is not None)
 
 
 def _empty(fd: int) -> None:

@@ -13,7 +13,6 @@ callback attaches and detaches programs by ifindex, which the kernel resolves in
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import select
@@ -21,7 +20,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-from ..netlink import codec, tc
+from ..netlink import notify, tc
 from ..netlink.netns import setns
 
 log = logging.getLogger("multinet.vppagent.linux.fastpath")
@@ -81,16 +80,5 @@ class QdiscWatch:
 
 def _drain(sock: socket.socket) -> Changed:
     """Every notification pending: the devices they name, None if some were lost (ENOBUFS)."""
-    changed: set[int] = set()
-    lost = False
-    while True:
-        try:
-            data = sock.recv(1 << 16)
-        except BlockingIOError:
-            return None if lost else changed
-        except OSError as exc:
-            if exc.errno != errno.ENOBUFS:
-                raise
-            lost = True
-            continue
-        changed |= tc.announced(codec.split_messages(data))
+    messages, lost = notify.drain(sock)
+    return None if lost else tc.announced(messages)

@@ -8,10 +8,10 @@ import socket
 import struct
 from collections.abc import Iterable
 
+from . import notify
 from .codec import Message, parse_attrs
 from .constants import (
     AF_UNSPEC,
-    NETLINK_ROUTE,
     RTM_DELQDISC,
     RTM_GETQDISC,
     RTM_NEWQDISC,
@@ -48,12 +48,5 @@ def announced(messages: Iterable[Message]) -> set[int]:
 
 
 def subscribe() -> socket.socket:
-    """A non-blocking rtnetlink socket, in the calling thread's netns, that receives the TC group's
-    notifications."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, NETLINK_ROUTE)
-    try:
-        sock.bind((0, 1 << (RTNLGRP_TC - 1)))  # the legacy group bitmask: RTMGRP_TC
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    """A non-blocking socket, in the calling thread's netns, that receives the TC group's notifications."""
+    return notify.subscribe(1 << (RTNLGRP_TC - 1))  # the legacy group bitmask: RTMGRP_TC
