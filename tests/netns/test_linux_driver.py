@@ -196,11 +196,11 @@ def test_detach_frees_the_name_at_once_and_deletes_the_pair_after(
     assert p.host_ifname not in sh(f"ip -n {node[0]} -br link").stdout
 
 
-def test_multi_legged_pod_answers_each_network_through_its_own_leg(
-    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
-) -> None:
-    """blue and red share 10.1.0.0/16; a pod on both must reply to each client through the leg the request
-    came in on, although both legs route the same range (per-interface tables + source rules in the pod)."""
+def two_legged_pod(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers, red_address: str
+) -> tuple[str, str, str, PortSpec]:
+    """A pod serving on blue (10.1.0.50, eth1) and red (`red_address`, eth2), and a client on each network (both
+    10.1.0.1): (pod, blue client, red client, red leg)."""
     multi, blue_client, red_client = netns.new("m"), netns.new("bc"), netns.new("rc")
     attach(node, port(BLUE, blue_client, "10.1.0.1"), BLUE)
     attach(node, port(RED, red_client, "10.1.0.1"), RED)
@@ -210,13 +210,22 @@ def test_multi_legged_pod_answers_each_network_through_its_own_leg(
         blue_leg.container_id,
         "eth2",
         blue_leg.netns,
-        (ipaddress.ip_interface("10.1.0.60/32"),),
+        (ipaddress.ip_interface(f"{red_address}/32"),),
         tuple(PortRoute(r) for r in RED.ranges),
         RED.mtu,
     )
     attach(node, blue_leg, BLUE)
     attach(node, red_leg, RED)
     whoami.start(multi, "multi")
+    return multi, blue_client, red_client, red_leg
+
+
+def test_multi_legged_pod_answers_each_network_through_its_own_leg(
+    node: tuple[str, LinuxDriver], netns: Namespaces, whoami: Servers
+) -> None:
+    """blue and red share 10.1.0.0/16; a pod on both must reply to each client through the leg the request
+    came in on, although both legs route the same range (per-interface tables + source rules in the pod)."""
+    _, blue_client, red_client, _ = two_legged_pod(node, netns, whoami, "10.1.0.60")
     assert ask(blue_client, "10.1.0.50") == "multi"
     assert ask(red_client, "10.1.0.60") == "multi"
     assert ask(blue_client, "10.1.0.60").startswith("ERR")  # red's leg is not on blue
@@ -228,22 +237,7 @@ def test_multi_legged_pod_with_the_same_address_on_both_legs(
     """Both networks allocated 10.1.0.50 to the pod: the source cannot tell the legs apart, so replies follow
     the leg the connection came in on (conntrack mark → per-leg table); detaching one leg leaves the other
     working and removes the leg's pod-side rules."""
-    multi, blue_client, red_client = netns.new("m"), netns.new("bc"), netns.new("rc")
-    attach(node, port(BLUE, blue_client, "10.1.0.1"), BLUE)
-    attach(node, port(RED, red_client, "10.1.0.1"), RED)
-    blue_leg = port(BLUE, multi, "10.1.0.50")
-    red_leg = PortSpec(
-        "red",
-        blue_leg.container_id,
-        "eth2",
-        blue_leg.netns,
-        (ipaddress.ip_interface("10.1.0.50/32"),),
-        tuple(PortRoute(r) for r in RED.ranges),
-        RED.mtu,
-    )
-    attach(node, blue_leg, BLUE)
-    attach(node, red_leg, RED)
-    whoami.start(multi, "multi")
+    multi, blue_client, red_client, red_leg = two_legged_pod(node, netns, whoami, "10.1.0.50")
     for _ in range(3):  # each new connection, from either network
         assert ask(blue_client, "10.1.0.50") == "multi"
         assert ask(red_client, "10.1.0.50") == "multi"
