@@ -3,13 +3,22 @@
 raw kernel VXLAN between the same two node namespaces (no multinet: a vxlan device with an address on each),
 measured in the same run, alternating, median of R runs. Target ratio >= 0.95. Needs root; removes everything.
 
-Also measured: raw VXLAN with the receive packet steering the agent gives its own tunnel devices (RPS over all
-CPUs), so the gain from that tuning is visible separately. Reported: the ratio of the medians, and the median of
-the per-round ratios (each multinet run against the raw run right after it: less exposed to the machine's
-drift). The agents' tc-BPF fast path is on when the kernel supports it (MULTINET_FASTPATH=off to measure the
-routing path alone); the benchmark waits for its programs on both pods' ports and prints which devices run one.
+Where the work runs (--cpus, for multinet and the reference alike):
+- `node` (default): the lab's nodes as separate machines. Each node's uplink steers what it receives to that
+  node's own core (node 1: CPU 0, node 2: CPU 1), as a NIC's receive-side scaling keeps a machine's receive
+  work on its own cores; the iperf3 client runs on node 1's core, the server on node 2's. Without this, the
+  fabric (veth pairs) hands every packet node 1 sends to node 2's receive path on node 1's core: one core
+  would carry both machines' kernel work.
+- `pinned`: client on CPU 0, server on CPU 1, no steering: all kernel work of both nodes on CPU 0.
+- `shared`: nothing pinned or steered: the scheduler decides (on 2 cores single runs move by 20%).
 
-Usage: bench/throughput_bench.py [SECONDS] [RUNS] [--pin]"""
+Reported: the ratio of the medians, and the median of the per-round ratios (each multinet run against the raw
+run right after it: less exposed to the machine's drift). The agents' tc-BPF fast path is on when the kernel
+supports it (MULTINET_FASTPATH=off to measure the routing path alone); the benchmark waits for its programs on
+both pods' ports and prints which devices run one, and the receive steering the agents gave their tunnels
+(MULTINET_TUNNEL_RPS, default off).
+
+Usage: bench/throughput_bench.py [SECONDS] [RUNS] [--cpus node|pinned|shared]"""
 
 from __future__ import annotations
 
@@ -19,21 +28,27 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 from labctl import bench_lab
 
 from services.vppagent.drivers.linux.fastpath import loader, tcx
 from services.vppagent.drivers.linux.fastpath.control import OWNER_PREFIX
 from services.vppagent.drivers.linux.netlink.netns import entered
-from services.vppagent.drivers.linux.sysctl import cpu_mask
+
+
+def links(ns: str) -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads(
+        subprocess.run(["ip", "-n", ns, "-j", "link", "show"], capture_output=True, text=True).stdout
+    )
+    return loaded
 
 
 def fast_path_devices(ns: str) -> list[str]:
     """The node's devices running a multinet fast-path program (tcx ingress)."""
-    links = json.loads(subprocess.run(["ip", "-n", ns, "-j", "link", "show"], capture_output=True, text=True).stdout)
     found = []
     with entered(f"/run/netns/{ns}"):
-        for link in links:
+        for link in links(ns):
             for prog_id in tcx.query(link["ifindex"]):
                 fd = loader.fd_by_id(prog_id)
                 try:
@@ -44,30 +59,52 @@ def fast_path_devices(ns: str) -> list[str]:
     return sorted(found)
 
 
-def wait_for_fast_path(nodes: list[str], ports: int) -> dict[str, list[str]]:
-    """Programs go on in the background (within ~1 s of an ADD): wait for pod ports and tunnel on every node,
-    unless the fast path is off (nothing at all appears)."""
+def wait_for_fast_path(nodes: list[str]) -> dict[str, list[str]]:
+    """Programs go on in the background (within ~1 s of an ADD): wait until every device the agent owns (pod
+    ports and tunnels: alias multinet:...) runs one, unless the fast path is off (nothing at all appears)."""
     deadline = time.monotonic() + 5
     while True:
         found = {ns: fast_path_devices(ns) for ns in nodes}
-        if all(len(devs) >= ports + 1 for devs in found.values()) or time.monotonic() > deadline:
+        owned = {ns: {k["ifname"] for k in links(ns) if k.get("ifalias", "").startswith("multinet:")} for ns in nodes}
+        if all(owned[ns] <= set(found[ns]) for ns in nodes) or time.monotonic() > deadline:
             return found
         time.sleep(0.1)  # polling the agents' background attach
 
 
-PIN = "--pin" in sys.argv  # iperf3 client on CPU 0, server on CPU 1, for multinet and the references alike
+MODES = ("node", "pinned", "shared")
 
 
-def pinned(cpu: int) -> list[str]:
-    """With --pin, client and server on CPUs of their own: unpinned, on a 2-core machine, the scheduler sometimes
-    stacks both ends and the softirq work on one CPU, which moves single runs by 20%. Pinned, receive packet
-    steering (which multinet gives its tunnels, and the third reference) competes with the server's CPU."""
-    return ["taskset", "-c", str(cpu)] if PIN and (os.cpu_count() or 1) > 1 else []
+def options(argv: list[str]) -> tuple[int, int, str]:
+    """SECONDS, RUNS and the --cpus mode."""
+    args, mode = [], "node"
+    it = iter(argv)
+    for arg in it:
+        if arg == "--cpus":
+            mode = next(it, "")
+        elif arg.startswith("--cpus="):
+            mode = arg.split("=", 1)[1]
+        else:
+            args.append(arg)
+    if mode not in MODES:
+        raise SystemExit(f"--cpus: one of {', '.join(MODES)}")
+    return (int(args[0]) if args else 4), (int(args[1]) if len(args) > 1 else 8), mode
 
 
-def iperf(server_ns: str, client_ns: str, address: str, seconds: int) -> float:
+def node_cpus(mode: str) -> tuple[int, int] | None:
+    """The cores of node 1 (client) and node 2 (server), or None when nothing is pinned."""
+    if mode == "shared" or (os.cpu_count() or 1) < 2:
+        return None
+    return 0, 1
+
+
+def pinned(cpu: int | None) -> list[str]:
+    return [] if cpu is None else ["taskset", "-c", str(cpu)]
+
+
+def iperf(server_ns: str, client_ns: str, address: str, seconds: int, cpus: tuple[int, int] | None) -> float:
+    client_cpu, server_cpu = cpus if cpus else (None, None)
     server = subprocess.Popen(
-        ["ip", "netns", "exec", server_ns, *pinned(1), "iperf3", "-s", "-1", "-p", "5201"],
+        ["ip", "netns", "exec", server_ns, *pinned(server_cpu), "iperf3", "-s", "-1", "-p", "5201"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -80,7 +117,7 @@ def iperf(server_ns: str, client_ns: str, address: str, seconds: int) -> float:
                     "netns",
                     "exec",
                     client_ns,
-                    *pinned(0),
+                    *pinned(client_cpu),
                     "iperf3",
                     "-c",
                     address,
@@ -151,10 +188,24 @@ def set_rps(ns: str, dev: str, mask: str) -> None:
     )
 
 
+def rps_masks(ns: str) -> dict[str, str]:
+    """Each device's receive steering as the node's /sys shows it (non-zero only)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", ns, "sh", "-c", "grep -H . /sys/class/net/*/queues/rx-0/rps_cpus"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    masks = {}
+    for line in out.splitlines():
+        path, _, mask = line.partition(":")
+        if mask.strip("0,"):
+            masks[path.split("/")[4]] = mask
+    return masks
+
+
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--pin"]
-    seconds = int(args[0]) if args else 4
-    runs = int(args[1]) if len(args) > 1 else 8
+    seconds, runs, mode = options(sys.argv[1:])
+    cpus = node_cpus(mode)
     with bench_lab(2) as lab:
         lab.run_pod("a", "node1", "blue")
         b = lab.run_pod("b", "node2", "blue")
@@ -168,43 +219,42 @@ def main() -> None:
         )
         nodes = {n["name"]: n for n in lab.state()["nodes"]}
         node1, node2 = lab.node_netns("node1"), lab.node_netns("node2")
-        fast_path = wait_for_fast_path([node1, node2], ports=1)
+        fast_path = wait_for_fast_path([node1, node2])
         raw_vxlan(node1, node2, nodes["node1"]["underlay"], nodes["node2"]["underlay"], mtu)
-        ours, raw, raw_rps = [], [], []
+        tunnel_rps = {ns: rps_masks(ns) for ns in (node1, node2)}  # before the benchmark's own steering
+        if mode == "node" and cpus:
+            for ns, cpu in zip((node1, node2), cpus, strict=True):
+                set_rps(ns, "uplink0", cpu_mask_of(cpu))
+        ours, raw = [], []
         for _ in range(runs):  # alternating: the machine's load drifts
-            ours.append(iperf(lab.pod_netns("b"), lab.pod_netns("a"), b_ip, seconds))
-            for ns in (node1, node2):
-                set_rps(ns, "rawvx", "0")
-            raw.append(iperf(node2, node1, "10.99.0.2", seconds))
-            for ns in (node1, node2):  # the same receive steering multinet gives its tunnels
-                set_rps(ns, "rawvx", cpu_mask(os.cpu_count() or 1))
-            raw_rps.append(iperf(node2, node1, "10.99.0.2", seconds))
+            ours.append(iperf(lab.pod_netns("b"), lab.pod_netns("a"), b_ip, seconds, cpus))
+            raw.append(iperf(node2, node1, "10.99.0.2", seconds, cpus))
     med = statistics.median
     report = {
         "seconds": seconds,
-        "pinned": PIN,
+        "cpus": mode,
         "runs": runs,
         "mtu": mtu,
         "fast_path_devices": fast_path,
+        "receive_steering_before": tunnel_rps,
         "multinet_gbps": [round(x, 2) for x in ours],
         "raw_vxlan_gbps": [round(x, 2) for x in raw],
-        "raw_vxlan_rps_gbps": [round(x, 2) for x in raw_rps],
         "multinet_median_gbps": round(med(ours), 2),
         "raw_vxlan_median_gbps": round(med(raw), 2),
-        "raw_vxlan_rps_median_gbps": round(med(raw_rps), 2),
         "ratio": round(med(ours) / med(raw), 3),
-        "ratio_vs_raw_with_rps": round(med(ours) / med(raw_rps), 3),
         "paired_ratio_median": round(med(o / r for o, r in zip(ours, raw, strict=True)), 3),
     }
     on = all(fast_path.values())
     print(json.dumps(report, indent=2))
     print(
-        f"throughput: pod to pod over blue {report['multinet_median_gbps']} Gbit/s vs raw VXLAN "
+        f"throughput (--cpus {mode}): pod to pod over blue {report['multinet_median_gbps']} Gbit/s vs raw VXLAN "
         f"{report['raw_vxlan_median_gbps']} Gbit/s: ratio {report['ratio']} (target >= 0.95), paired "
-        f"{report['paired_ratio_median']}; vs raw VXLAN with the same receive steering "
-        f"{report['raw_vxlan_rps_median_gbps']} Gbit/s: {report['ratio_vs_raw_with_rps']}; "
-        f"fast path {'on' if on else 'off'}"
+        f"{report['paired_ratio_median']}; fast path {'on' if on else 'off'}"
     )
+
+
+def cpu_mask_of(cpu: int) -> str:
+    return f"{1 << cpu:x}"
 
 
 if __name__ == "__main__":

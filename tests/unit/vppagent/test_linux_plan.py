@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 
+import pytest
 from multinet.v1 import agent_pb2, catalog_pb2
 
 from services.vppagent.drivers.linux import plan
@@ -130,3 +132,20 @@ def test_cpu_mask_in_sysfs_form() -> None:
     assert cpu_mask(2) == "00000003"
     assert cpu_mask(32) == "ffffffff"
     assert cpu_mask(40) == "000000ff,ffffffff"
+
+
+def test_tunnel_receive_steering_is_off_unless_asked_and_rejects_garbage(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.vppagent.drivers.linux.sysctl import TUNNEL_RPS_ENV, cpu_mask, tunnel_rps_mask
+
+    monkeypatch.delenv(TUNNEL_RPS_ENV, raising=False)
+    assert tunnel_rps_mask() is None
+    assert tunnel_rps_mask("off") is None
+    assert tunnel_rps_mask(" 0 ") is None
+    assert tunnel_rps_mask("all") == cpu_mask(os.cpu_count() or 1)
+    assert tunnel_rps_mask("3") == "3"
+    assert tunnel_rps_mask("FF,ffffffff") == "ff,ffffffff"
+    monkeypatch.setenv(TUNNEL_RPS_ENV, "2")
+    assert tunnel_rps_mask() == "2"
+    for bad in ("yes", "0x3", "ff,fff", "3;reboot", "-1"):
+        with pytest.raises(ValueError, match=TUNNEL_RPS_ENV):
+            tunnel_rps_mask(bad)

@@ -58,6 +58,7 @@ class LinuxDriver:
         resync), None decides by MULTINET_FASTPATH (on|off|auto, default auto), auto meaning on when the kernel
         supports it. Construct it in the node's netns: the fast path's qdisc watcher thread works there."""
         self._fast = FastPath(fastpath)
+        self._tunnel_rps = sysctl.tunnel_rps_mask()  # a bad MULTINET_TUNNEL_RPS stops the agent here, named
         self._host = NetlinkSocket()
         self._underlay_ifname = underlay_ifname or self._default_route_ifname()
         self._uplink_mtu = self._read_uplink_mtu()
@@ -339,7 +340,8 @@ class LinuxDriver:
                 report.problems.append(f"{problem}: left alone, the network has no tunnel on this node")
                 continue
             self._index[vx.name] = link.index
-            sysctl.spread_receive(vx.name)
+            if self._tunnel_rps and not sysctl.steer_receive(vx.name, self._tunnel_rps):
+                log.warning("receive steering %s not applied to %s", self._tunnel_rps, vx.name)
             self._fast.attach(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
             finish += [
                 messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _ROOT = Path("/proc/sys/net")
+TUNNEL_RPS_ENV = "MULTINET_TUNNEL_RPS"
+_MASK = re.compile(r"[0-9a-fA-F]{1,8}(,[0-9a-fA-F]{8})*")
 
 
 def write(path: str, value: str) -> None:
@@ -25,11 +28,26 @@ def prepare_host_port(ifname: str) -> None:
     write(f"ipv4/conf/{ifname}/rp_filter", "0")
 
 
-def spread_receive(ifname: str) -> bool:
-    """Receive packet steering over every CPU for a tunnel device: after decapsulation, the inner packet's
-    routing, veth hop and the pod's TCP receive run on another core than the one that took the interrupt
-    (measured here: +9% single-stream throughput on 2 cores). Best effort: /sys must show the node's netns."""
-    mask = cpu_mask(os.cpu_count() or 1)
+def tunnel_rps_mask(value: str | None = None) -> str | None:
+    """The receive packet steering the agent gives its tunnel devices, from MULTINET_TUNNEL_RPS: `off` (the
+    default, the kernel's own: the inner packet is processed on the CPU that decapsulated it, which the NIC's
+    receive-side scaling already chose per flow), `all` (every CPU: for underlays with fewer receive queues
+    than cores), or a mask in the sysfs form (`3`, `ff,ffffffff`). None for off; ValueError for anything else.
+    Measured on 2 cores (bench/RESULTS.md, issue 3): with each lab node's receive work on its own core, `all`
+    took a single stream from raw VXLAN's rate to 0.87 of it: the inner flow's hash may pick another core."""
+    raw = (os.environ.get(TUNNEL_RPS_ENV, "off") if value is None else value).strip().lower()
+    if raw in ("", "off", "0"):
+        return None
+    if raw == "all":
+        return cpu_mask(os.cpu_count() or 1)
+    if _MASK.fullmatch(raw):
+        return raw
+    raise ValueError(f"{TUNNEL_RPS_ENV}={raw!r}: expected off, all or a CPU mask such as 3 or ff,ffffffff")
+
+
+def steer_receive(ifname: str, mask: str) -> bool:
+    """Receive packet steering over `mask` for a tunnel device (see tunnel_rps_mask). Best effort: /sys must
+    show the node's netns."""
     queues = list(Path(f"/sys/class/net/{ifname}/queues").glob("rx-*"))
     try:
         for queue in queues:
