@@ -30,14 +30,10 @@ from services.vppagent.drivers.linux.fastpath.asm import Asm, Reg
 from services.vppagent.drivers.linux.fastpath.programs import Role
 from services.vppagent.model import (
     HOST_SIDE_MAC,
-    DesiredNode,
     NetworkSpec,
-    PeerNode,
-    PortRoute,
-    PortSpec,
-    RemoteEndpoint,
     vtep_mac,
 )
+from tests.fixtures.cluster import Cluster, two_node_cluster
 from tests.fixtures.fabric import Node, build_fabric
 from tests.fixtures.netns import Namespaces, inside, sh
 from tests.fixtures.traffic import Servers, ask
@@ -49,68 +45,11 @@ RED = NetworkSpec("red", 1235, 1450, (R4, R6))
 TCX_NEXT, TC_ACT_REDIRECT = 0xFFFFFFFF, 7  # as the test run reports a verdict: u32
 
 
-class Cluster:
-    def __init__(self, netns: Namespaces, nodes: list[Node], fastpath: bool | None) -> None:
-        self.netns = netns
-        self.nodes = nodes
-        self.drivers: dict[str, LinuxDriver] = {}
-        self.ports: dict[str, list[PortSpec]] = {n.name: [] for n in nodes}
-        self.networks = {"blue": BLUE, "red": RED}
-        for node in nodes:
-            with inside(node.netns):
-                driver = LinuxDriver("uplink0", fastpath=fastpath)
-                driver.prepare()
-            self.drivers[node.name] = driver
-
-    def pod(self, node: Node, net: NetworkSpec, ip4: str, ip6: str) -> tuple[str, PortSpec]:
-        pod = self.netns.new("pod")
-        port = PortSpec(
-            net.name,
-            f"c-{pod}",
-            "eth1",
-            self.netns.path(pod),
-            (ipaddress.ip_interface(f"{ip4}/32"), ipaddress.ip_interface(f"{ip6}/128")),
-            (PortRoute(R4), PortRoute(R6)),
-            net.mtu,
-        )
-        with inside(node.netns):
-            self.drivers[node.name].attach(port, net)
-        assert self.drivers[node.name].settle_fastpath()  # the program goes on in the background
-        self.ports[node.name].append(port)
-        return pod, port
-
-    def desired(self, node: Node) -> DesiredNode:
-        desired = DesiredNode(node.name, ipaddress.ip_address(node.underlay), dict(self.networks))
-        for other in self.nodes:
-            if other.name == node.name:
-                continue
-            desired.peers[other.name] = PeerNode(other.name, ipaddress.ip_address(other.underlay))
-            for port in self.ports[other.name]:
-                for ip in port.ips:
-                    desired.remotes[(port.network, ip.ip)] = RemoteEndpoint(port.network, ip.ip, other.name)
-        desired.ports = {p.key: p for p in self.ports[node.name]}
-        return desired
-
-    def converge(self) -> None:
-        for node in self.nodes:
-            with inside(node.netns):
-                report = self.drivers[node.name].reconcile(self.desired(node))
-            assert not report.problems, report.problems
-            assert self.drivers[node.name].settle_fastpath()
-
-    def close(self) -> None:
-        for node in self.nodes:
-            with inside(node.netns):
-                self.drivers[node.name].close()
+NETWORKS = {"blue": BLUE, "red": RED}
 
 
 def _cluster(netns: Namespaces, fastpath: bool | None) -> Iterator[Cluster]:
-    _fabric, nodes = build_fabric(netns, 2)
-    c = Cluster(netns, nodes, fastpath)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from two_node_cluster(netns, NETWORKS, fastpath)
 
 
 @pytest.fixture
@@ -651,7 +590,7 @@ def test_without_bpf_the_routing_path_works_unchanged(
     monkeypatch.setenv(control.ENV, "auto")
     monkeypatch.setattr(control, "probe", lambda: "bpf(2): Operation not permitted (simulated)")
     _fabric, nodes = build_fabric(netns, 2)
-    cluster = Cluster(netns, nodes, None)
+    cluster = Cluster(netns, nodes, NETWORKS)
     try:
         n1, n2 = cluster.nodes
         a, pa = cluster.pod(n1, BLUE, "10.1.0.1", "fd00:1::1")

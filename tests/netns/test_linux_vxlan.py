@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from services.vppagent.drivers.linux.driver import LinuxDriver
-from services.vppagent.model import DesiredNode, NetworkSpec, PeerNode, PortRoute, PortSpec, RemoteEndpoint
+from services.vppagent.model import NetworkSpec
+from tests.fixtures.cluster import Cluster, two_node_cluster
 from tests.fixtures.fabric import Node, build_fabric
 from tests.fixtures.netns import Namespaces, inside, sh
 from tests.fixtures.traffic import Servers, ask
@@ -22,77 +23,16 @@ BLUE = NetworkSpec("blue", 1234, 1450, (RANGE,))
 RED = NetworkSpec("red", 1235, 1450, (RANGE,))
 
 
-class Cluster:
-    def __init__(self, netns: Namespaces, nodes: list[Node]) -> None:
-        self.netns = netns
-        self.nodes = nodes
-        self.drivers: dict[str, LinuxDriver] = {}
-        self.ports: dict[str, list[PortSpec]] = {n.name: [] for n in nodes}
-        self.networks = {"blue": BLUE, "red": RED}
-        for node in nodes:
-            with inside(node.netns):
-                driver = LinuxDriver("uplink0")
-                driver.prepare()
-            self.drivers[node.name] = driver
-
-    def pod(self, node: Node, net: NetworkSpec, ip: str) -> str:
-        pod = self.netns.new("pod")
-        port = PortSpec(
-            net.name,
-            f"c-{pod}",
-            "eth1",
-            self.netns.path(pod),
-            (ipaddress.ip_interface(f"{ip}/32"),),
-            (PortRoute(RANGE),),
-            net.mtu,
-        )
-        with inside(node.netns):
-            self.drivers[node.name].attach(port, net)
-        self.ports[node.name].append(port)
-        return pod
-
-    def desired(self, node: Node) -> DesiredNode:
-        desired = DesiredNode(
-            node=node.name, underlay=ipaddress.ip_address(node.underlay), networks=dict(self.networks)
-        )
-        for other in self.nodes:
-            if other.name == node.name:
-                continue
-            desired.peers[other.name] = PeerNode(other.name, ipaddress.ip_address(other.underlay))
-            for port in self.ports[other.name]:
-                for ip in port.ips:
-                    desired.remotes[(port.network, ip.ip)] = RemoteEndpoint(port.network, ip.ip, other.name)
-        desired.ports = {p.key: p for p in self.ports[node.name] if p.network in self.networks}
-        return desired
-
-    def converge(self, full: bool = False) -> None:
-        for node in self.nodes:
-            with inside(node.netns):
-                driver = self.drivers[node.name]
-                report = (driver.reconcile if full else driver.apply)(self.desired(node))
-            assert not report.problems, report.problems
-
-    def close(self) -> None:
-        for node in self.nodes:
-            with inside(node.netns):
-                self.drivers[node.name].close()
-
-
 @pytest.fixture
 def cluster(netns: Namespaces) -> Iterator[Cluster]:
-    _fabric, nodes = build_fabric(netns, 2)
-    c = Cluster(netns, nodes)
-    try:
-        yield c
-    finally:
-        c.close()
+    yield from two_node_cluster(netns, {"blue": BLUE, "red": RED})
 
 
 def test_pods_on_two_nodes_talk_per_network_only(cluster: Cluster, whoami: Servers) -> None:
     n1, n2 = cluster.nodes
-    blue1, red1 = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n1, RED, "192.168.0.1")
-    blue2, red2 = cluster.pod(n2, BLUE, "192.168.0.2"), cluster.pod(n2, RED, "192.168.0.2")
-    cluster.converge(full=True)
+    blue1, red1 = cluster.pod(n1, BLUE, "192.168.0.1").netns, cluster.pod(n1, RED, "192.168.0.1").netns
+    blue2, red2 = cluster.pod(n2, BLUE, "192.168.0.2").netns, cluster.pod(n2, RED, "192.168.0.2").netns
+    cluster.converge()
     for pod, name in ((blue1, "blue1"), (red1, "red1"), (blue2, "blue2"), (red2, "red2")):
         whoami.start(pod, name)
     assert ask(blue2, "192.168.0.1") == "blue1"
@@ -106,8 +46,8 @@ def test_pods_on_two_nodes_talk_per_network_only(cluster: Cluster, whoami: Serve
 
 def test_full_size_dont_fragment_packet_crosses_nodes(cluster: Cluster) -> None:
     n1, n2 = cluster.nodes
-    a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
-    cluster.converge(full=True)
+    a, b = cluster.pod(n1, BLUE, "192.168.0.1").netns, cluster.pod(n2, BLUE, "192.168.0.2").netns
+    cluster.converge()
     mtu = json.loads(sh(f"ip -n {a} -j link show eth1").stdout)[0]["mtu"]
     assert mtu == 1450  # 1500 uplink minus VXLAN over IPv4
     payload = mtu - 28  # IPv4 + ICMP headers
@@ -121,13 +61,12 @@ def test_ipv6_underlay_leaves_room_for_its_longer_header(netns: Namespaces) -> N
     """Over an IPv6 underlay the encapsulation costs 70 bytes, not 50: the tunnel device says so (a too-big packet
     gets "fragmentation needed" instead of vanishing on the wire) and a full-size packet of a 1430 network crosses."""
     _fabric, nodes = build_fabric(netns, 2, ipv6=True)
-    cluster = Cluster(netns, nodes)
     net = NetworkSpec("blue", 1234, 1430, (RANGE,))
-    cluster.networks = {"blue": net}
+    cluster = Cluster(netns, nodes, {"blue": net})
     try:
         n1, n2 = nodes
-        a, _b = cluster.pod(n1, net, "192.168.0.1"), cluster.pod(n2, net, "192.168.0.2")
-        cluster.converge(full=True)
+        a, _b = cluster.pod(n1, net, "192.168.0.1").netns, cluster.pod(n2, net, "192.168.0.2").netns
+        cluster.converge()
         with inside(n1.netns):
             assert cluster.drivers[n1.name].tunnel_mtu(underlay_v6=True) == 1430
         tunnel = json.loads(sh(f"ip -n {n1.netns} -d -j link show mnvx1234").stdout)[0]
@@ -139,18 +78,18 @@ def test_ipv6_underlay_leaves_room_for_its_longer_header(netns: Namespaces) -> N
 
 def test_remote_pod_and_peer_removal_drop_routes_and_tunnel_entries(cluster: Cluster, whoami: Servers) -> None:
     n1, n2 = cluster.nodes
-    a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
-    cluster.converge(full=True)
+    a, b = cluster.pod(n1, BLUE, "192.168.0.1").netns, cluster.pod(n2, BLUE, "192.168.0.2").netns
+    cluster.converge()
     whoami.start(b, "b")
     assert ask(a, "192.168.0.2") == "b"
     cluster.ports[n2.name].clear()  # the remote pod is gone from the desired state
-    cluster.converge()
+    cluster.converge(full=False)
     routes = sh(f"ip -n {n1.netns} route show table all").stdout
     assert "192.168.0.2 via" not in routes
     assert ask(a, "192.168.0.2").startswith("ERR")
     assert n2.underlay in sh(f"bridge -n {n1.netns} fdb show dev mnvx1234").stdout
     cluster.nodes = [n1]  # node2 leaves: its next hop and forwarding entries go too
-    cluster.converge()
+    cluster.converge(full=False)
     assert "proto 109" not in sh(f"ip -n {n1.netns} neigh show dev mnvx1234").stdout
     assert n2.underlay not in sh(f"bridge -n {n1.netns} fdb show dev mnvx1234").stdout
 
@@ -159,9 +98,9 @@ def test_network_removed_takes_its_tunnel_and_table_everywhere(cluster: Cluster)
     n1, n2 = cluster.nodes
     cluster.pod(n1, RED, "192.168.0.1")
     cluster.pod(n2, RED, "192.168.0.2")
-    cluster.converge(full=True)
-    del cluster.networks["red"]
     cluster.converge()
+    del cluster.networks["red"]
+    cluster.converge(full=False)
     for node in cluster.nodes:
         assert "mnvx1235" not in sh(f"ip -n {node.netns} -br link").stdout
         assert "268436691" not in sh(f"ip -n {node.netns} route show table all").stdout
@@ -172,7 +111,7 @@ def test_restarted_driver_converges_without_changes(cluster: Cluster) -> None:
     n1, n2 = cluster.nodes
     cluster.pod(n1, BLUE, "192.168.0.1")
     cluster.pod(n2, BLUE, "192.168.0.2")
-    cluster.converge(full=True)
+    cluster.converge()
     with inside(n1.netns):
         fresh = LinuxDriver("uplink0")
         try:
@@ -199,13 +138,13 @@ def test_tunnels_follow_a_new_vtep_address_and_uplink_mtu(cluster: Cluster, whoa
     """A restarted agent whose node got another underlay address re-creates its tunnels from it; a changed uplink
     MTU is applied to the tunnels in place."""
     n1, n2 = cluster.nodes
-    a, b = cluster.pod(n1, BLUE, "192.168.0.1"), cluster.pod(n2, BLUE, "192.168.0.2")
-    cluster.converge(full=True)
+    a, b = cluster.pod(n1, BLUE, "192.168.0.1").netns, cluster.pod(n2, BLUE, "192.168.0.2").netns
+    cluster.converge()
     sh(f"ip -n {n1.netns} addr add 10.250.0.101/24 dev uplink0")
     moved = Node(n1.name, n1.netns, "10.250.0.101")
     cluster.nodes = [moved, n2]
     sh(f"ip -n {n1.netns} link set uplink0 mtu 1400")
-    cluster.converge(full=True)
+    cluster.converge()
     tunnel = json.loads(sh(f"ip -n {n1.netns} -d -j link show mnvx1234").stdout)[0]
     assert (tunnel["linkinfo"]["info_data"]["local"], tunnel["mtu"]) == ("10.250.0.101", 1350)
     assert tunnel["ifalias"] == "multinet:vxlan/1234"
