@@ -7,6 +7,7 @@
   multinetctl delete KIND NAME        remove a network or an attachment definition
   multinetctl get KIND [-o json]      networks, attachments, pods, nodes, reservations
   multinetctl install-cni --bin-dir B --conf-dir C
+  multinetctl tls init DIR            a CA and certificate for mutual TLS on TCP (MULTINET_TLS_DIR=DIR)
   multinetctl lab ...                 a local N-node lab in network namespaces
 
 Every command accepts --state-dir DIR (or MULTINET_STATE_DIR) to address a separate instance."""
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("--server")
 
+    tls = sub.add_parser("tls", help="make the CA and certificate for mutual TLS between nodes and services")
+    tls_sub = tls.add_subparsers(dest="tls_command", required=True, metavar="SUBCOMMAND")
+    init = tls_sub.add_parser("init", help="write ca.crt, tls.crt, tls.key (point MULTINET_TLS_DIR at DIR)")
+    init.add_argument("dir", help="directory to write (created if missing)")
+    init.add_argument("--days", type=int, default=365, help="validity (default 365)")
+    init.add_argument("--force", action="store_true", help="replace existing files")
+
     lab = sub.add_parser("lab", help="a local multi-node lab in network namespaces")
     lab.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -84,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from services.common import tls
+
+    tls.require()  # MULTINET_TLS_DIR set but unusable: say so before any command dials
     if argv[:1] == ["lab"]:  # the lab has its own parser (its options come before its sub-command)
         from .lab.cli import lab
 
@@ -113,11 +124,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .install_cni import install_cni
 
         return install_cni(args)
+    if args.command == "tls":
+        return tls_init(args)
     if args.command == "lab":
         from .lab.cli import lab
 
         return lab(args.args)
     return 2
+
+
+def tls_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.common import tls
+
+    if args.days < 1:
+        print("multinetctl tls init: --days must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        written = tls.generate(Path(args.dir), days=args.days, force=args.force)
+    except (tls.TlsError, OSError) as exc:
+        print(f"multinetctl tls init: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(str(p) for p in written))
+    print(f"every node and service: {tls.ENV}={Path(args.dir).resolve()}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

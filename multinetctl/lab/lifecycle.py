@@ -15,7 +15,7 @@ from typing import Any
 
 from multinet.v1 import catalog_pb2, catalog_pb2_grpc
 
-from services.common import rpc
+from services.common import rpc, tls
 from services.common.paths import unix_target
 
 from ..install_cni import install_plugin
@@ -47,6 +47,7 @@ def up(lab: LabDir, name: str, count: int, fabric: str, mtu: int, files: list[st
 
 
 def _build(lab: LabDir, state: LabState, count: int, mtu: int) -> None:
+    tls.generate(lab.tls_dir, force=True)  # the services on the fabric take only this lab's nodes
     topology.build_fabric(state)
     for i in range(1, count + 1):
         state.nodes.append(topology.add_node(state, i, mtu))
@@ -168,7 +169,7 @@ def _ctl(lab: LabDir, *args: str) -> None:
         [sys.executable, "-m", "multinetctl", *args, "--state-dir", str(lab.root)],
         capture_output=True,
         text=True,
-        env=procs._env(),
+        env=procs.env(lab),
         cwd=procs.REPO,
     )
     if result.returncode != 0:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from multinet.v1 import catalog_pb2, catalog_pb2_grpc
 
-from services.common import rpc
+from services.common import rpc, tls
 from services.common.paths import unix_target
 
 from .state import CATALOG_PORT, IPAM_PORT, LabDir, LabError, LabState, NodeInfo, ProcInfo
@@ -25,9 +25,12 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
-def _env() -> dict[str, str]:
+def env(lab: LabDir) -> dict[str, str]:
+    """The lab's processes' environment: this repository importable, the lab's TLS material (made at `up`)."""
     path = os.environ.get("PYTHONPATH", "")
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), str(REPO / "proto"), path) if p))
+    made = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), str(REPO / "proto"), path) if p))
+    made[tls.ENV] = str(lab.tls_dir)
+    return made
 
 
 def spawn(lab: LabDir, state: LabState, netns: str, node: str, role: str, argv: list[str]) -> ProcInfo:
@@ -40,7 +43,7 @@ def spawn(lab: LabDir, state: LabState, netns: str, node: str, role: str, argv: 
             stdout=log,
             stderr=log,
             start_new_session=True,
-            env=_env(),
+            env=env(lab),
             cwd=REPO,
         )
     info = ProcInfo(proc.pid, node, role, argv)

@@ -91,6 +91,11 @@ class LabDir:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def tls_dir(self) -> Path:
+        """The lab's CA and certificate: every process it runs speaks mutual TLS on the fabric."""
+        return self.root / "tls"
+
     def plugin(self, node: str) -> Path:
         """Each node has its own plugin directory (its socket file points at that node's CNI front door)."""
         return self.node_dir(node) / "bin" / "multinet"

@@ -3,13 +3,16 @@ mapping of service errors to gRPC status codes."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
 import grpc
 
-from . import local, sockets
+from . import local, sockets, tls
+
+log = logging.getLogger("multinet.rpc")
 
 Registrar = Callable[[grpc.aio.Server], None]
 S = TypeVar("S")
@@ -62,14 +65,22 @@ def _prepare_unix(address: str) -> Path | None:
 
 async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]) -> grpc.aio.Server:
     """Start one gRPC server hosting the given services on the given addresses ("unix:/path" or "host:port").
-    Unix sockets are made root-only (0600)."""
+    Unix sockets are made root-only (0600); TCP listeners require mutual TLS when it is configured (see
+    services.common.tls), else they are plaintext and the log says so."""
     server = grpc.aio.server(options=CHANNEL_OPTIONS)
     for register in registrars:
         register(server)
     paths = []
+    material = tls.configured()
     for address in addresses:
         path = _prepare_unix(address)
-        if server.add_insecure_port(address) == 0 and path is None:
+        if path is None and material is not None:
+            bound = server.add_secure_port(address, tls.server_credentials(material))
+        else:
+            bound = server.add_insecure_port(address)
+            if path is None:
+                log.warning("listening on %s without TLS: set %s for mutual TLS", address, tls.ENV)
+        if bound == 0 and path is None:
             raise OSError(f"cannot listen on {address}")
         if path is not None:
             paths.append(path)
@@ -80,8 +91,13 @@ async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]
 
 
 def channel(target: str) -> grpc.aio.Channel:
-    """A client channel to "unix:/path" or "host:port"."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    """A client channel to "unix:/path" or "host:port" (mutual TLS on TCP when it is configured: the server must
+    present a certificate for tls.SERVER_NAME from the configured CA)."""
+    material = tls.configured()
+    if target.startswith("unix:") or material is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    options = (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", tls.SERVER_NAME))
+    return grpc.aio.secure_channel(target, tls.channel_credentials(material), options=options)
 
 
 class Channels:

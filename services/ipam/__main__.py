@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import logging
 
-from services.common import logs, telemetry
+from services.common import logs, telemetry, tls
 from services.common.lifecycle import run_until_signalled
 from services.common.paths import InstancePaths, unix_target
 from services.common.validate import FieldError
@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.log_level)
+    tls.require()  # unusable TLS material stops the service here, named
     telemetry.setup("ipam")
     app = IpamApp(IpamConfig(tuple(args.listen), args.store, args.catalog, args.reconcile_interval,
                              args.grace_period))  # fmt: skip

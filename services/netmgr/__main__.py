@@ -12,7 +12,7 @@ import socket
 from collections.abc import Sequence
 from pathlib import Path
 
-from services.common import logs, telemetry
+from services.common import logs, telemetry, tls
 from services.common.lifecycle import run_until_signalled
 from services.common.paths import InstancePaths, unix_target
 
@@ -71,6 +71,7 @@ def _catalog_target(args: argparse.Namespace, roles: set[str], listen: tuple[str
 def main(argv: Sequence[str]) -> int:
     args = parse(argv)
     logs.setup(args.log_level)
+    tls.require()  # unusable TLS material stops the service here, named
     telemetry.setup("netmgr")
     app = NetmgrApp(config_from(args))
     asyncio.run(run_until_signalled(app.start, app.aclose, lambda: print("netmgr ready", flush=True)))

@@ -8,7 +8,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from services.common import logs, telemetry
+from services.common import logs, telemetry, tls
 from services.common.lifecycle import run_until_signalled
 from services.common.paths import InstancePaths, unix_target
 
@@ -45,6 +45,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
 def main(argv: Sequence[str]) -> int:
     args = parse(argv)
     logs.setup(args.log_level)
+    tls.require()  # unusable TLS material stops the service here, named
     telemetry.setup("vppagent")
     try:
         config = config_from(args)

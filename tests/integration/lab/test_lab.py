@@ -4,15 +4,20 @@ processes talking gRPC over the fabric, pods attached through the real `multinet
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
 from multinetctl.lab.procs import running
+from multinetctl.lab.state import CATALOG_PORT
+from services.common import tls
 from tests.fixtures.lab import Lab, wait_for
 from tests.fixtures.netns import sh
 from tests.fixtures.traffic import Servers, ask
 
 pytestmark = pytest.mark.integration
+DIAL = Path(__file__).resolve().parents[2] / "tools" / "dial_catalog.py"
 
 
 def address(pod: dict[str, object], network: str) -> str:
@@ -49,6 +54,29 @@ def test_up_reports_what_it_made_and_ps_lists_processes(lab: Lab) -> None:
     assert lab.ctl("ps").stdout.count("running") == 8
     nodes = json.loads(lab.multinetctl("get", "nodes", "-o", "json"))
     assert sorted(n["name"] for n in nodes) == ["node1", "node2", "node3"]
+
+
+def test_services_on_the_fabric_take_only_mutual_tls_from_the_labs_own_ca(lab: Lab, tmp_path: Path) -> None:
+    """The agents and front doors reach catalog and IPAM over TCP on the fabric (the lab works: the other tests);
+    a client on a node without the lab's certificate gets nothing: plaintext, TLS without a client certificate,
+    and a certificate from another CA are all refused."""
+    summary = lab.up(nodes=1)
+    target = f"{summary['fabric']['services']}:{CATALOG_PORT}"
+    mine = lab.state_dir / "tls"
+    assert (mine / "tls.key").stat().st_mode & 0o777 == 0o600
+    tls.generate(tmp_path / "other")
+    other = tmp_path / "other"
+
+    def dial(*opts: str) -> str:
+        out = sh(f"ip netns exec {lab.node_netns('node1')} {sys.executable} {DIAL} {target} {' '.join(opts)}")
+        return out.stdout.strip()
+
+    with_ca = ("--ca", str(mine / "ca.crt"))
+    assert dial(*with_ca, "--cert", str(mine / "tls.crt"), "--key", str(mine / "tls.key")) == "ok"
+    assert dial() == "UNAVAILABLE"  # plaintext
+    assert dial(*with_ca) == "UNAVAILABLE"  # no client certificate
+    assert dial(*with_ca, "--cert", str(other / "tls.crt"), "--key", str(other / "tls.key")) == "UNAVAILABLE"
+    assert dial("--ca", str(other / "ca.crt")) == "UNAVAILABLE"  # the server is not who the other CA signed
 
 
 def test_same_addresses_on_two_networks_across_nodes(lab: Lab, whoami: Servers) -> None:
