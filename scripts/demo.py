@@ -18,6 +18,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.podman import Podman  # noqa: E402  (the tests' private-storage podman, CNI backend)
+
 SEED = REPO / "deploy" / "examples" / "seed-networks.yaml"
 ENV = dict(os.environ, PYTHONPATH=f"{REPO}:{REPO / 'proto'}")
 NODE = "multinet-demo-node"
@@ -54,29 +58,19 @@ class Demo:
         self.state = self.root / "state"
         self.bin_dir, self.conf_dir = self.root / "bin", self.root / "net.d"
         self.stack: subprocess.Popen[bytes] | None = None
-        self.podman_conf = self.root / "containers.conf"
-        self.rootfs = self.root / "rootfs"
+        self.box: Podman | None = None
 
     def ctl(self, *args: str) -> str:
         return run(sys.executable, "-m", "multinetctl", *args, "--state-dir", str(self.state))
 
     def podman(self, *args: str, check: bool = True) -> str:
-        return run(
-            "podman",
-            "--root",
-            str(self.root / "storage"),
-            "--runroot",
-            str(self.root / "runroot"),
-            "--tmpdir",
-            str(self.root / "tmp"),
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-            *args,
-            env=dict(ENV, CONTAINERS_CONF=str(self.podman_conf)),
-            check=check,
-        )
+        assert self.box is not None, "prepare_podman() first"
+        return self.box.run(*args, check=check).stdout
+
+    @property
+    def rootfs(self) -> Path:
+        assert self.box is not None, "prepare_podman() first"
+        return self.box.rootfs
 
     def start_stack(self) -> None:
         say("multinetctl up: netmgr + ipam + node agent in one process (in netns " + NODE + ")")
@@ -120,15 +114,7 @@ class Demo:
         print(self.ctl("install-cni", "--bin-dir", str(self.bin_dir), "--conf-dir", str(self.conf_dir)), end="")
 
     def prepare_podman(self) -> None:
-        (self.rootfs / "bin").mkdir(parents=True)
-        shutil.copy("/bin/busybox", self.rootfs / "bin" / "busybox")
-        for applet in ("sh", "ip", "httpd", "nc", "printf", "echo", "mkdir", "sleep", "cat", "tail"):
-            (self.rootfs / "bin" / applet).symlink_to("busybox")
-        self.podman_conf.write_text(
-            '[containers]\ndefault_ulimits = []\n[network]\nnetwork_backend = "cni"\n'
-            f'cni_plugin_dirs = ["{self.bin_dir}", "/usr/lib/cni"]\nnetwork_config_dir = "{self.conf_dir}"\n'
-            '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n'
-        )
+        self.box = Podman(self.root / "podman", self.bin_dir, self.conf_dir)
 
     def start_containers(self) -> None:
         say("podman run: containers attached through the multinet CNI plugin, each serving its own name")
@@ -211,9 +197,8 @@ class Demo:
 
     def teardown(self) -> None:
         say("teardown")
-        if (self.root / "storage").exists():
-            self.podman("rm", "--all", "--force", "--time", "0", check=False)
-            subprocess.run(["umount", "-R", str(self.root / "storage")], capture_output=True)
+        if self.box is not None:
+            self.box.cleanup()  # every container, then its storage
         if self.stack is not None and self.stack.poll() is None:
             self.stack.send_signal(signal.SIGTERM)
             try:
