@@ -92,14 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    from services.common import tls
-
-    tls.require()  # MULTINET_TLS_DIR set but unusable: say so before any command dials
     if argv[:1] == ["lab"]:  # the lab has its own parser (its options come before its sub-command)
         from .lab.cli import lab
 
         return lab(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command != "tls":  # `tls init` is how unusable material gets replaced
+        from services.common import tls
+
+        tls.require()  # MULTINET_TLS_DIR set but unusable: say so before any command dials
     if args.command == "up":
         from .embedded import up
 
@@ -138,8 +139,8 @@ def tls_init(args: argparse.Namespace) -> int:
 
     from services.common import tls
 
-    if args.days < 1:
-        print("multinetctl tls init: --days must be at least 1", file=sys.stderr)
+    if not 1 <= args.days <= tls.MAX_DAYS:
+        print(f"multinetctl tls init: --days must be 1 to {tls.MAX_DAYS}", file=sys.stderr)
         return 2
     try:
         written = tls.generate(Path(args.dir), days=args.days, force=args.force)

@@ -9,15 +9,23 @@ plaintext and every listener says so in its log. `multinetctl tls init DIR` make
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
+import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from cryptography.exceptions import InvalidSignature
+
+log = logging.getLogger("multinet.tls")
 
 ENV = "MULTINET_TLS_DIR"
+EXPIRY_WARNING = datetime.timedelta(days=30)
+MAX_DAYS = 36500
 SERVER_NAME = "multinet"  # the DNS name in every certificate; clients verify it, not the address
 CA_FILE, CERT_FILE, KEY_FILE = "ca.crt", "tls.crt", "tls.key"
 
@@ -34,23 +42,63 @@ class Material:
 
 
 def load(directory: str | Path) -> Material:
-    """The CA, certificate and key from `directory` (PEM); TlsError naming the file that is missing or empty."""
-    parts = []
+    """The CA, certificate and key from `directory` (PEM), checked as a TLS handshake would need them: the key
+    is the certificate's, the CA signed the certificate, the certificate names SERVER_NAME, both are valid now.
+    TlsError naming the file and the problem otherwise (a warning is logged when expiry is under 30 days)."""
+    raw = {}
     for name in (CA_FILE, CERT_FILE, KEY_FILE):
         path = Path(directory) / name
         try:
-            data = path.read_bytes()
+            raw[name] = path.read_bytes()
         except OSError as exc:
             raise TlsError(f"{ENV}: cannot read {path}: {exc.strerror or exc}") from exc
-        if b"-----BEGIN " not in data:
-            raise TlsError(f"{ENV}: {path} is not PEM")
-        parts.append(data)
-    return Material(*parts)
+    _check(Path(directory), raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
+    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
+
+
+def _check(directory: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    def parse_cert(name: str, data: bytes) -> x509.Certificate:
+        try:
+            return x509.load_pem_x509_certificate(data)
+        except ValueError as exc:
+            raise TlsError(f"{ENV}: {directory / name} is not a PEM certificate ({exc})") from None
+
+    ca, cert = parse_cert(CA_FILE, ca_pem), parse_cert(CERT_FILE, cert_pem)
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:  # TypeError: encrypted (no one could type its password)
+        raise TlsError(f"{ENV}: {directory / KEY_FILE} is not an unencrypted PEM private key ({exc})") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise TlsError(f"{ENV}: {directory / KEY_FILE} is not the key of {directory / CERT_FILE}")
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise TlsError(f"{ENV}: {directory / CERT_FILE} is not signed by {directory / CA_FILE} ({exc})") from None
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = x509.SubjectAlternativeName([])
+    if SERVER_NAME not in names.get_values_for_type(x509.DNSName):
+        raise TlsError(f"{ENV}: {directory / CERT_FILE} does not name {SERVER_NAME!r} (every client checks it)")
+    now = datetime.datetime.now(datetime.UTC)
+    for name, c in ((CA_FILE, ca), (CERT_FILE, cert)):
+        if not c.not_valid_before_utc <= now <= c.not_valid_after_utc:
+            raise TlsError(
+                f"{ENV}: {directory / name} is valid from {c.not_valid_before_utc:%Y-%m-%d} to "
+                f"{c.not_valid_after_utc:%Y-%m-%d}, not now"
+            )
+        if c.not_valid_after_utc - now < EXPIRY_WARNING:
+            log.warning("%s expires on %s: make new material and restart", directory / name, c.not_valid_after_utc)
 
 
 @functools.cache
 def configured() -> Material | None:
-    """This process's material (from MULTINET_TLS_DIR, read once), None when TCP is to stay plaintext."""
+    """This process's material (from MULTINET_TLS_DIR), None when TCP is to stay plaintext. Read once: new
+    material (rotation) takes a restart of the process."""
     directory = os.environ.get(ENV, "").strip()
     return load(directory) if directory else None
 
@@ -77,34 +125,50 @@ def channel_credentials(material: Material) -> grpc.ChannelCredentials:
 
 def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path]:
     """A new CA and one certificate for SERVER_NAME (server and client use, P-256), written to `directory`;
-    keys 0600. Refuses to overwrite existing files unless `force`. Returns the files written."""
+    the key 0600. Refuses to overwrite existing files unless `force`. Returns the files written. The CA's key is
+    not kept: new material means a new CA, given to every component at once."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    targets = [directory / n for n in (CA_FILE, CERT_FILE, KEY_FILE)]
+    if not 1 <= days <= MAX_DAYS:
+        raise TlsError(f"validity: {days} days, expected 1 to {MAX_DAYS}")
+    targets = [directory / n for n in (KEY_FILE, CERT_FILE, CA_FILE)]
     if not force and any(t.exists() for t in targets):
         raise TlsError(f"{directory} already holds TLS files (use --force to replace them)")
     now = datetime.datetime.now(datetime.UTC)
-    validity = (now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days))
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
 
     def name(common: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
+    def usage(sign_certs: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(
+            digital_signature=not sign_certs,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=sign_certs,
+            crl_sign=sign_certs,
+            encipher_only=False,
+            decipher_only=False,
+        )
+
     ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca = (
         x509.CertificateBuilder()
         .subject_name(name("multinet CA"))
         .issuer_name(name("multinet CA"))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(validity[0])
-        .not_valid_after(validity[1])
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )  # keyCertSign, cRLSign
+        .add_extension(usage(sign_certs=True), critical=True)
+        .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -114,31 +178,48 @@ def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(validity[0])
-        .not_valid_after(validity[1])
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]),
-            critical=False,
-        )
+        .add_extension(usage(sign_certs=False), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False)
         .add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
             critical=False,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    directory.mkdir(parents=True, exist_ok=True)
     pem = serialization.Encoding.PEM
     key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    directory.mkdir(parents=True, exist_ok=True)
     for path, data, mode in (
-        (targets[0], ca.public_bytes(pem), 0o644),
+        (targets[0], key_pem, 0o600),
         (targets[1], cert.public_bytes(pem), 0o644),
-        (targets[2], key_pem, 0o600),
+        (targets[2], ca.public_bytes(pem), 0o644),
     ):
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        _write_atomically(path, data, mode)
+    return [directory / n for n in (CA_FILE, CERT_FILE, KEY_FILE)]
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    """A fresh file (mkstemp: exclusive, 0600, never through a planted link), given its mode before any byte
+    is written, synced, then renamed over `path`; the directory synced after."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        os.chmod(tmp, mode)  # umask may have narrowed it; never widened for the key
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, path)
-    return targets
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -3,6 +3,7 @@ certificates made by `generate`; plaintext stays plaintext without MULTINET_TLS_
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -49,40 +50,126 @@ async def _call(channel: grpc.aio.Channel) -> bytes:
     return reply
 
 
-async def test_tcp_listener_and_channel_speak_mutual_tls(tls_env: Path) -> None:
+def _use(monkeypatch: pytest.MonkeyPatch, directory: Path | None) -> None:
+    """This process's material from now on (the cache is per process: cleared here)."""
+    if directory is None:
+        monkeypatch.delenv(tls.ENV, raising=False)
+    else:
+        monkeypatch.setenv(tls.ENV, str(directory))
+    tls.configured.cache_clear()
+
+
+def _tls_channel(port: int, directory: Path, *, ca: Path | None = None, client_cert: bool = True) -> grpc.aio.Channel:
+    """A TLS client built by hand: `directory`'s certificate (or none), trusting `ca` (default: directory's)."""
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(ca or directory / "ca.crt").read_bytes(),
+        private_key=(directory / "tls.key").read_bytes() if client_cert else None,
+        certificate_chain=(directory / "tls.crt").read_bytes() if client_cert else None,
+    )
+    return grpc.aio.secure_channel(
+        f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", tls.SERVER_NAME)]
+    )
+
+
+async def _refused(channel: grpc.aio.Channel) -> bool:
+    async with channel:
+        try:
+            await _call(channel)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code() == grpc.StatusCode.UNAVAILABLE
+    return False
+
+
+async def test_tcp_listener_takes_only_clients_with_a_certificate_from_its_ca(tls_env: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    tls.generate(other)
     port = _free_port()
     server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
     try:
         async with rpc.channel(f"127.0.0.1:{port}") as channel:
             assert await _call(channel) == b"ping"
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await _call(plain)
-            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert await _refused(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
+        assert await _refused(_tls_channel(port, tls_env, client_cert=False))
+        assert await _refused(_tls_channel(port, other, ca=tls_env / "ca.crt"))  # another CA's certificate
+        async with _tls_channel(port, tls_env) as channel:  # the hand-built client itself is sound
+            assert await _call(channel) == b"ping"
     finally:
         await server.stop(None)
 
 
-async def test_without_tls_dir_tcp_is_plaintext_and_logged(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+async def test_rpc_channel_refuses_a_server_whose_certificate_another_ca_signed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv(tls.ENV, raising=False)
-    tls.configured.cache_clear()
-    server = await rpc.start_server([_echo_server], ["127.0.0.1:0"])
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    tls.generate(mine)
+    tls.generate(theirs)
+    _use(monkeypatch, theirs)
+    port = _free_port()
+    server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
     try:
-        assert any("without TLS" in r.getMessage() for r in caplog.records)
+        _use(monkeypatch, mine)
+        assert await _refused(rpc.channel(f"127.0.0.1:{port}"))
     finally:
         await server.stop(None)
         tls.configured.cache_clear()
 
 
-def test_unusable_material_is_named(tmp_path: Path) -> None:
-    with pytest.raises(tls.TlsError, match=r"ca\.crt"):
+async def test_without_tls_dir_tcp_is_plaintext_and_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _use(monkeypatch, None)
+    port = _free_port()
+    server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
+    try:
+        assert any("without TLS" in r.getMessage() for r in caplog.records)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
+            assert await _call(plain) == b"ping"
+    finally:
+        await server.stop(None)
+        tls.configured.cache_clear()
+
+
+def test_unusable_material_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    good, other = tmp_path / "good", tmp_path / "other"
+    tls.generate(good)
+    tls.generate(other)
+    with pytest.raises(tls.TlsError, match=r"cannot read .*/ca\.crt"):
         tls.load(tmp_path)
+
+    def broken(name: str, replace: str, source: Path) -> Path:
+        made = tmp_path / name
+        made.mkdir()
+        for f in ("ca.crt", "tls.crt", "tls.key"):
+            (made / f).write_bytes((source if f == replace else good).joinpath(f).read_bytes())
+        return made
+
+    not_pem = broken("not_pem", "tls.key", good)
+    (not_pem / "tls.key").write_text("not a key\n")
+    with pytest.raises(tls.TlsError, match=r"tls\.key is not an unencrypted PEM private key"):
+        tls.load(not_pem)
+    with pytest.raises(tls.TlsError, match=r"tls\.key is not the key of .*tls\.crt"):
+        tls.load(broken("wrong_key", "tls.key", other))
+    with pytest.raises(tls.TlsError, match=r"tls\.crt is not signed by .*ca\.crt"):
+        tls.load(broken("wrong_ca", "ca.crt", other))
+    monkeypatch.setattr(tls, "SERVER_NAME", "someone-else")
+    tls.generate(tmp_path / "named")
+    monkeypatch.undo()
+    with pytest.raises(tls.TlsError, match="does not name 'multinet'"):
+        tls.load(tmp_path / "named")
+    assert tls.load(good).ca == (good / "ca.crt").read_bytes()
+
+
+def test_generated_certificate_passes_strict_x509_verification(tmp_path: Path) -> None:
+    """RFC 5280 profile (what Python 3.13's default ssl context and cryptography's verifier enforce): key
+    identifiers, key usage, the name."""
+    from cryptography import x509
+    from cryptography.x509.verification import PolicyBuilder, Store
+
     tls.generate(tmp_path)
-    (tmp_path / "tls.key").write_text("not a key\n")
-    with pytest.raises(tls.TlsError, match=r"tls\.key is not PEM"):
-        tls.load(tmp_path)
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
+    chain = PolicyBuilder().store(Store([ca])).build_server_verifier(x509.DNSName(tls.SERVER_NAME)).verify(cert, [])
+    assert chain[-1] == ca
 
 
 def test_generate_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
@@ -94,11 +181,13 @@ def test_generate_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
     tls.generate(tmp_path, force=True)
     assert [p.read_bytes() for p in first] != before
     assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]  # no temporary left
+    with pytest.raises(tls.TlsError, match="validity"):
+        tls.generate(tmp_path / "x", days=tls.MAX_DAYS + 1)
 
 
 def test_a_service_with_unusable_material_stops_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(tls.ENV, str(tmp_path / "missing"))
-    tls.configured.cache_clear()
+    _use(monkeypatch, tmp_path / "missing")
     try:
         with pytest.raises(SystemExit, match=r"missing/ca\.crt"):
             tls.require()
@@ -107,16 +196,23 @@ def test_a_service_with_unusable_material_stops_naming_it(monkeypatch: pytest.Mo
 
 
 def test_multinetctl_tls_init(tmp_path: Path) -> None:
-    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+    def ctl(*args: str, tls_dir: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != tls.ENV}
+        if tls_dir is not None:
+            env[tls.ENV] = tls_dir
         return subprocess.run(
-            [sys.executable, "-m", "multinetctl", "tls", "init", *args], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "multinetctl", *args], capture_output=True, text=True, timeout=60, env=env
         )
 
-    made = ctl(str(tmp_path / "t"))
+    target = str(tmp_path / "t")
+    made = ctl("tls", "init", target, tls_dir=target)  # already exported, as the command advises: still works
     assert made.returncode == 0, made.stderr
     assert made.stdout.split() == [str(tmp_path / "t" / n) for n in ("ca.crt", "tls.crt", "tls.key")]
     assert f"{tls.ENV}=" in made.stderr
     tls.load(tmp_path / "t")
-    again = ctl(str(tmp_path / "t"))
+    again = ctl("tls", "init", target)
     assert again.returncode == 1 and "--force" in again.stderr
-    assert ctl(str(tmp_path / "u"), "--days", "0").returncode == 2
+    assert ctl("tls", "init", str(tmp_path / "u"), "--days", "0").returncode == 2
+    assert ctl("tls", "init", str(tmp_path / "u"), "--days", "99999999999").returncode == 2
+    elsewhere = ctl("get", "networks", "--state-dir", str(tmp_path / "s"), tls_dir=str(tmp_path / "nothing"))
+    assert elsewhere.returncode == 1 and f"{tmp_path / 'nothing' / 'ca.crt'}" in elsewhere.stderr

@@ -76,7 +76,25 @@ def test_services_on_the_fabric_take_only_mutual_tls_from_the_labs_own_ca(lab: L
     assert dial() == "UNAVAILABLE"  # plaintext
     assert dial(*with_ca) == "UNAVAILABLE"  # no client certificate
     assert dial(*with_ca, "--cert", str(other / "tls.crt"), "--key", str(other / "tls.key")) == "UNAVAILABLE"
-    assert dial("--ca", str(other / "ca.crt")) == "UNAVAILABLE"  # the server is not who the other CA signed
+    mine_cert = ("--cert", str(mine / "tls.crt"), "--key", str(mine / "tls.key"))
+    assert dial("--ca", str(other / "ca.crt"), *mine_cert) == "UNAVAILABLE"  # a client that trusts another CA
+
+
+def test_tunnel_receive_steering_follows_the_agents_setting_also_across_restarts(lab: Lab) -> None:
+    """MULTINET_TUNNEL_RPS is applied to the tunnels the agent makes, and a restarted agent with another setting
+    rewrites what the earlier one left (off: the kernel's 0)."""
+    lab.env["MULTINET_TUNNEL_RPS"] = "1"
+    lab.up(nodes=1)
+    node1 = lab.node_netns("node1")
+
+    def steering() -> str:
+        return sh(f"ip netns exec {node1} cat /sys/class/net/mnvx1234/queues/rx-0/rps_cpus").stdout.strip()
+
+    wait_for(lambda: steering().strip("0,") == "1", 10, "the tunnel's receive steering")
+    lab.ctl("stop", "node1", "--role", "agent")
+    lab.env.pop("MULTINET_TUNNEL_RPS")
+    lab.ctl("start", "node1", "--role", "agent")
+    wait_for(lambda: steering().strip("0,") == "", 10, "the restarted agent to turn the steering off")
 
 
 def test_same_addresses_on_two_networks_across_nodes(lab: Lab, whoami: Servers) -> None:

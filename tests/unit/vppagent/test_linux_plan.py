@@ -141,6 +141,7 @@ def test_tunnel_receive_steering_is_off_unless_asked_and_rejects_garbage(monkeyp
     assert tunnel_rps_mask() is None
     assert tunnel_rps_mask("off") is None
     assert tunnel_rps_mask(" 0 ") is None
+    assert tunnel_rps_mask("00") is None and tunnel_rps_mask("0,00000000") is None  # no CPU: off
     assert tunnel_rps_mask("all") == cpu_mask(os.cpu_count() or 1)
     assert tunnel_rps_mask("3") == "3"
     assert tunnel_rps_mask("FF,ffffffff") == "ff,ffffffff"

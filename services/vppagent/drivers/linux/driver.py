@@ -57,8 +57,8 @@ class LinuxDriver:
         """`fastpath`: True requires the tc-BPF fast path, False keeps it off (and removes ours at the next full
         resync), None decides by MULTINET_FASTPATH (on|off|auto, default auto), auto meaning on when the kernel
         supports it. Construct it in the node's netns: the fast path's qdisc watcher thread works there."""
-        self._fast = FastPath(fastpath)
         self._tunnel_rps = sysctl.tunnel_rps_mask()  # a bad MULTINET_TUNNEL_RPS stops the agent here, named
+        self._fast = FastPath(fastpath)
         self._host = NetlinkSocket()
         self._underlay_ifname = underlay_ifname or self._default_route_ifname()
         self._uplink_mtu = self._read_uplink_mtu()
@@ -263,10 +263,17 @@ class LinuxDriver:
             desired, wanted, tunnels - self._replace_stale_tunnels(desired, wanted, tunnels, report), report
         )
         self._refresh_index()
+        for name in wanted.vxlans.keys() & self._links.keys():  # also tunnels an earlier agent configured
+            self._steer_tunnel(name)
         self._follow_pods(desired, wanted)
         self._sync_objects(wanted, read_host_objects(self._host, self._links), report)
         self._sync_fastpath(desired, wanted, report)
         return report
+
+    def _steer_tunnel(self, name: str) -> None:
+        """Level-triggered: our tunnels carry exactly the configured receive steering (none: the kernel's 0)."""
+        if not sysctl.steer_receive(name, self._tunnel_rps or "0") and self._tunnel_rps:
+            log.warning("receive steering %s not applied to %s", self._tunnel_rps, name)
 
     def _refresh_index(self) -> None:
         self._links = {link.name: link for link in dumps.links(self._host)}
@@ -340,8 +347,7 @@ class LinuxDriver:
                 report.problems.append(f"{problem}: left alone, the network has no tunnel on this node")
                 continue
             self._index[vx.name] = link.index
-            if self._tunnel_rps and not sysctl.steer_receive(vx.name, self._tunnel_rps):
-                log.warning("receive steering %s not applied to %s", self._tunnel_rps, vx.name)
+            self._steer_tunnel(vx.name)
             self._fast.attach(Device(vx.name, link.index, table_for_vni(vx.vni), Role.TUNNEL))
             finish += [
                 messages.link_alias(vx.name, f"{OWNER_ALIAS_PREFIX}vxlan/{vx.vni}"),

@@ -33,26 +33,30 @@ def tunnel_rps_mask(value: str | None = None) -> str | None:
     default, the kernel's own: the inner packet is processed on the CPU that decapsulated it, which the NIC's
     receive-side scaling already chose per flow), `all` (every CPU: for underlays with fewer receive queues
     than cores), or a mask in the sysfs form (`3`, `ff,ffffffff`). None for off; ValueError for anything else.
-    Measured on 2 cores (bench/RESULTS.md, issue 3): with each lab node's receive work on its own core, `all`
-    took a single stream from raw VXLAN's rate to 0.87 of it: the inner flow's hash may pick another core."""
+    Off by default because steering adds a cross-CPU hand-off per packet where the NIC already spread the flows;
+    the lab on 2 cores cannot measure the trade-off for a real machine (bench/RESULTS.md, issue 3)."""
     raw = (os.environ.get(TUNNEL_RPS_ENV, "off") if value is None else value).strip().lower()
     if raw in ("", "off", "0"):
         return None
     if raw == "all":
         return cpu_mask(os.cpu_count() or 1)
     if _MASK.fullmatch(raw):
-        return raw
+        return None if int(raw.replace(",", ""), 16) == 0 else raw
     raise ValueError(f"{TUNNEL_RPS_ENV}={raw!r}: expected off, all or a CPU mask such as 3 or ff,ffffffff")
 
 
 def steer_receive(ifname: str, mask: str) -> bool:
-    """Receive packet steering over `mask` for a tunnel device (see tunnel_rps_mask). Best effort: /sys must
-    show the node's netns."""
+    """Receive packet steering over `mask` ("0": none) for a tunnel device (see tunnel_rps_mask), written only
+    where it differs. False when not applied. Best effort: /sys must show the node's netns (as under
+    `ip netns exec`)."""
+    want = int(mask.replace(",", ""), 16)
     queues = list(Path(f"/sys/class/net/{ifname}/queues").glob("rx-*"))
     try:
         for queue in queues:
-            (queue / "rps_cpus").write_text(mask)
-    except OSError:
+            current = queue / "rps_cpus"
+            if int(current.read_text().strip().replace(",", ""), 16) != want:
+                current.write_text(mask)
+    except (OSError, ValueError):
         return False
     return bool(queues)
 
