@@ -7,6 +7,11 @@ deploy/kubernetes/*.yaml and deploy/Dockerfile.
   target reaches a service of the right kind on a port (or unix socket) it listens on, through the published
   port, the Service and its targetPort, or a shared directory; the CNI socket is where the `multinet`
   executable on the host looks for it.
+- No gRPC hop over TCP is plaintext: every multinet container whose arguments name a TCP listener or target
+  (host:port) has MULTINET_TLS_DIR, and that directory is a read-only mount of the `multinet-tls` Secret
+  (Kubernetes, owner-only mode) or of the `multinet-tls` volume that compose's one-shot `tls-init` fills; every
+  multinet compose service waits for `tls-init` to complete, and `tls-init`'s script is run twice here to show it
+  creates the material once and then leaves it alone. (etcd's HTTP is not covered: ipam's etcd client has no TLS.)
 - The Network CRD's schema accepts the seed's Networks and refuses out-of-range ones.
 Each check returns the problems it found, so the last tests can show that a broken artefact is caught."""
 
@@ -16,8 +21,10 @@ import contextlib
 import copy
 import importlib
 import io
+import ipaddress
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +38,7 @@ import pytest
 import yaml
 
 from multinetctl.__main__ import build_parser
+from services.common import tls
 from services.common.paths import DEFAULT_RUN_DIR
 from services.common.validate import VNI_MAX
 from services.netmgr.__main__ import parse as parse_netmgr
@@ -46,6 +54,9 @@ IMAGE_PREFIX = "multinet:"
 NAMESPACE = "multinet-system"
 CNI_SOCKET = str(DEFAULT_RUN_DIR / "cni.sock")  # what install-cni writes in conflists; the shim's default
 CNI_HOST_DIRS = {"--bin-dir": "/opt/cni/bin", "--conf-dir": "/etc/cni/net.d"}
+TLS_SECRET = "multinet-tls"  # the Kubernetes Secret, and compose's named volume, holding the TLS material
+TLS_FILES = (tls.CA_FILE, tls.CERT_FILE, tls.KEY_FILE)
+TLS_INIT = "tls-init"  # compose's one-shot service that writes the material into that volume
 # (program, flag) -> the kind of service that flag must reach
 REFERENCES = {
     ("netmgr", "--catalog"): "catalog",
@@ -263,10 +274,34 @@ class ComposeService:
         return [interpolate(str(a)) for a in command]
 
     @property
+    def multinet_image(self) -> bool:
+        return str(self.spec.get("image", "")).startswith(IMAGE_PREFIX)
+
+    @property
     def command(self) -> Command | None:
-        if not str(self.spec.get("image", "")).startswith(IMAGE_PREFIX):
+        """The multinetctl command line; None for other images and for an `entrypoint:` other than the image's."""
+        if not self.multinet_image or "entrypoint" in self.spec:
             return None
         return Command(f"docker-compose.yml services.{self.name}", tuple(self.argv))
+
+    def environment(self) -> dict[str, str]:
+        env = self.spec.get("environment", {})
+        if isinstance(env, list):
+            env = dict(str(item).partition("=")[::2] for item in env)
+        return {str(k): interpolate(str(v)) for k, v in env.items()}
+
+    def named_volumes(self) -> dict[str, tuple[str, bool]]:
+        """container path -> (named volume, read-only) of its named-volume mounts."""
+        found: dict[str, tuple[str, bool]] = {}
+        for volume in self.spec.get("volumes", []):
+            if isinstance(volume, str):
+                source, _, rest = volume.partition(":")
+                target, _, mode = rest.partition(":")
+                if source and not source.startswith(("/", ".", "~")):
+                    found[target] = (source, "ro" in mode.split(","))
+            elif volume.get("type") == "volume":
+                found[volume["target"]] = (volume.get("source", ""), bool(volume.get("read_only")))
+        return found
 
     @property
     def kinds(self) -> set[str]:
@@ -367,6 +402,105 @@ def compose_node_problems(services: dict[str, ComposeService], svc: ComposeServi
         agent_cmd = services[name].command
         if node is None or agent_cmd is None or agent_cmd.value("--node") != node:
             problems.append(f"{cmd.where}: --node {node} differs from its agent's ({name})")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- TLS on TCP
+
+
+def grpc_tcp_values(cmd: Command) -> list[str]:
+    """The options naming a gRPC listener or target on TCP (HOST:PORT, ipv4:A:P,B:Q, dns:///H:P), which
+    MULTINET_TLS_DIR secures. Not unix: sockets (plaintext by design), not etcd: URLs (HTTP, not gRPC), not a bare
+    IP address (an IPv6 --underlay-ip has colons too)."""
+    found = []
+    for flag, value in cmd.options():
+        if value is None or ":" not in value or value.startswith(("unix:", "etcd:")):
+            continue
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_interface(value)
+            continue
+        if any(isinstance(port, int) for _, port in target_addresses(value)):
+            found.append(f"{flag} {value}")
+    return found
+
+
+def tls_init_script(svc: ComposeService) -> str:
+    entrypoint = svc.spec.get("entrypoint")
+    assert isinstance(entrypoint, list) and entrypoint[:2] == ["sh", "-c"] and len(entrypoint) == 3, (
+        f"services.{svc.name}.entrypoint: expected [sh, -c, SCRIPT], got {entrypoint!r}"
+    )
+    return interpolate(str(entrypoint[2]))
+
+
+def tls_init_dir(script: str) -> str | None:
+    """The DIR of the script's `python3 -m multinetctl tls init [--force] DIR` (None if it has no such call)."""
+    match = re.search(r"python3 -m multinetctl ([^;&|]+)", script)
+    if match is None:
+        return None
+    namespace = build_parser().parse_args(shlex.split(match.group(1)))
+    if namespace.command != "tls" or namespace.tls_command != "init":
+        return None
+    return str(namespace.dir)
+
+
+def compose_tls_problems(doc: Doc) -> list[str]:
+    services = compose_services(doc)
+    init = services.get(TLS_INIT)
+    problems = [f"docker-compose.yml: no service {TLS_INIT} makes the TLS material"] if init is None else []
+    if init is not None:
+        where = f"docker-compose.yml services.{TLS_INIT}"
+        directory = tls_init_dir(tls_init_script(init))
+        written = init.named_volumes().get(directory or "")
+        if directory is None or written is None or written[1]:
+            problems.append(f"{where}: does not run `multinetctl tls init DIR` into a writable named volume at DIR")
+        elif written[0] != TLS_SECRET:
+            problems.append(f"{where}: writes into volume {written[0]}, not {TLS_SECRET}")
+        if str(init.spec.get("restart")) != "no":
+            problems.append(f'{where}: restart must be "no" for a one-shot that others wait to complete')
+    for svc in services.values():
+        if svc.name == TLS_INIT or not svc.multinet_image:
+            continue
+        where = f"docker-compose.yml services.{svc.name}"
+        depends = svc.spec.get("depends_on", {})
+        condition = depends.get(TLS_INIT, {}).get("condition") if isinstance(depends, dict) else None
+        if condition != "service_completed_successfully":
+            problems.append(f"{where}: does not wait for {TLS_INIT} (condition: service_completed_successfully)")
+        endpoints = grpc_tcp_values(svc.command) if svc.command else []
+        if not endpoints:
+            continue
+        tls_dir = svc.environment().get(tls.ENV)
+        mounted = svc.named_volumes().get(tls_dir or "")
+        if not tls_dir:
+            problems.append(f"{where}: {endpoints} over TCP without {tls.ENV}")
+        elif mounted != (TLS_SECRET, True):
+            problems.append(f"{where}: {tls.ENV}={tls_dir} is not a read-only mount of volume {TLS_SECRET}")
+    return problems
+
+
+def k8s_tls_problems(objects: Sequence[Doc]) -> list[str]:
+    problems: list[str] = []
+    for c in k8s_containers(objects):
+        endpoints = grpc_tcp_values(c.command) if c.command else []
+        if not endpoints:
+            continue
+        tls_dir = (c.env(tls.ENV) or {}).get("value")
+        if not tls_dir:
+            problems.append(f"{c.where}: {endpoints} over TCP without {tls.ENV}")
+            continue
+        volume = c.mount(tls_dir)
+        secret = (volume or {}).get("secret", {})
+        mount: Doc = next((m for m in c.spec.get("volumeMounts", []) if m["mountPath"] == tls_dir), {})
+        if secret.get("secretName") != TLS_SECRET or "subPath" in mount:
+            problems.append(f"{c.where}: {tls.ENV}={tls_dir} is not a mount of the Secret {TLS_SECRET}")
+            continue
+        if not mount.get("readOnly"):
+            problems.append(f"{c.where}: the Secret {TLS_SECRET} at {tls_dir} is not mounted readOnly")
+        items = secret.get("items")
+        if items is not None and sorted((i["key"], i["path"]) for i in items) != sorted((f, f) for f in TLS_FILES):
+            problems.append(f"{c.where}: Secret {TLS_SECRET} items {items} are not {list(TLS_FILES)}")
+        modes = [secret.get("defaultMode", 0o644), *(i["mode"] for i in items or [] if "mode" in i)]
+        if any(mode & 0o077 for mode in modes):
+            problems.append(f"{c.where}: Secret {TLS_SECRET} files readable beyond their owner (modes {modes})")
     return problems
 
 
@@ -638,6 +772,45 @@ def test_kubernetes_objects_are_consistent() -> None:
     assert k8s_object_problems(k8s_objects()) == []
 
 
+def test_compose_uses_mutual_tls() -> None:
+    doc = load_yaml(COMPOSE_FILE)[0]
+    assert compose_tls_problems(doc) == []
+    tcp = {s.name for s in compose_services(doc).values() if s.command and grpc_tcp_values(s.command)}
+    assert tcp == {"netmgr", "ipam-1", "ipam-2", "node-agent", "node-cni", "install-cni", "multinetctl"}
+
+
+def test_kubernetes_uses_mutual_tls() -> None:
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    assert k8s_tls_problems(objects) == []
+    tcp = {c.where for c in k8s_containers(objects) if c.command and grpc_tcp_values(c.command)}
+    assert len(tcp) == 5, tcp  # netmgr (catalog), ipam, and the node's install-cni, agent and netmgr (cni)
+
+
+def test_compose_tls_init_makes_the_material_once(tmp_path: Path) -> None:
+    """tls-init's script, run here as compose would run it (its directory and interpreter substituted): the first
+    run makes usable material, a second leaves it untouched and succeeds, an incomplete set is made whole again."""
+    script = tls_init_script(compose_services(load_yaml(COMPOSE_FILE)[0])[TLS_INIT])
+    directory = tls_init_dir(script)
+    assert directory is not None
+    target = tmp_path / "tls"
+    script = re.sub(rf"(?<![\w./-]){re.escape(directory)}(?=/|\s|$)", shlex.quote(str(target)), script)
+    script = script.replace("python3 -m multinetctl", f"{shlex.quote(sys.executable)} -m multinetctl")
+    path = os.pathsep.join(p for p in (str(ROOT), str(ROOT / "proto"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {k: v for k, v in os.environ.items() if k != tls.ENV} | {"PYTHONPATH": path}
+
+    def run() -> dict[str, bytes]:
+        proc = subprocess.run(["sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{TLS_INIT} failed: {proc.stderr}"
+        tls.load(target)  # all three files there and PEM
+        return {name: (target / name).read_bytes() for name in TLS_FILES}
+
+    first = run()
+    assert run() == first
+    (target / tls.KEY_FILE).unlink()
+    again = run()
+    assert again[tls.CA_FILE] != first[tls.CA_FILE]  # a new, consistent set rather than a key without its cert
+
+
 def test_compose_and_kubernetes_run_the_same_image() -> None:
     compose = compose_services(load_yaml(COMPOSE_FILE)[0])
     objects = [obj for docs in k8s_objects().values() for obj in docs]
@@ -734,6 +907,39 @@ def test_compose_check_catches_a_wrong_port_and_socket() -> None:
     command = wrong_socket["services"]["node-agent"]["command"]
     command[command.index("--listen") + 1] = "unix:/run/multinet/agent-2.sock"
     assert any("--agent" in p for p in compose_problems(wrong_socket))
+
+
+def test_compose_tls_check_catches_plaintext_and_a_missing_wait() -> None:
+    doc = load_yaml(COMPOSE_FILE)[0]
+    no_env = copy.deepcopy(doc)
+    del no_env["services"]["node-cni"]["environment"]
+    assert any("node-cni" in p and tls.ENV in p for p in compose_tls_problems(no_env))
+    writable = copy.deepcopy(doc)
+    volumes = writable["services"]["netmgr"]["volumes"]
+    volumes[:] = [v.removesuffix(":ro") for v in volumes]
+    assert any("services.netmgr" in p and "read-only" in p for p in compose_tls_problems(writable))
+    no_wait = copy.deepcopy(doc)
+    del no_wait["services"]["install-cni"]["depends_on"][TLS_INIT]
+    assert any("install-cni" in p and TLS_INIT in p for p in compose_tls_problems(no_wait))
+    writes_elsewhere = copy.deepcopy(doc)
+    writes_elsewhere["services"][TLS_INIT]["volumes"] = ["other:/tls"]
+    assert any(TLS_INIT in p and "other" in p for p in compose_tls_problems(writes_elsewhere))
+
+
+def test_kubernetes_tls_check_catches_plaintext_and_a_loose_secret() -> None:
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    no_env = copy.deepcopy(objects)
+    init = next(o for o in no_env if o["kind"] == "DaemonSet")["spec"]["template"]["spec"]["initContainers"][0]
+    init["env"] = [e for e in init.get("env", []) if e["name"] != tls.ENV]
+    assert any("install-cni" in p and tls.ENV in p for p in k8s_tls_problems(no_env))
+    loose = copy.deepcopy(objects)
+    volumes = next(o for o in loose if o["kind"] == "DaemonSet")["spec"]["template"]["spec"]["volumes"]
+    next(v for v in volumes if "secret" in v)["secret"]["defaultMode"] = 0o644
+    assert len([p for p in k8s_tls_problems(loose) if "beyond their owner" in p]) == 3
+    other_secret = copy.deepcopy(objects)
+    volumes = next(o for o in other_secret if o["kind"] == "Deployment")["spec"]["template"]["spec"]["volumes"]
+    next(v for v in volumes if "secret" in v)["secret"]["secretName"] = "other"
+    assert any(TLS_SECRET in p for p in k8s_tls_problems(other_secret))
 
 
 def test_kubernetes_check_catches_a_wrong_target_port() -> None:
