@@ -2,13 +2,12 @@
 
 What is proven: the calls the driver makes, their field names and types per VPP's .api definitions (through
 vpp_papi's own serializer), and the driver's convergence logic against a state model of the VPP handlers it relies
-on. What is not: VPP's forwarding. Nothing here ever ran against a VPP process."""
+on. What is not: VPP's forwarding. Nothing here ever ran against a VPP process. The pod side is a fake here too:
+the real one (netlink in a pod netns, needing root) is tested in tests/netns/test_vpp_pod_side.py."""
 
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,8 +28,7 @@ from services.vppagent.model import (
     RemoteEndpoint,
     table_for_vni,
 )
-from tests.fixtures.netns import Namespaces, sh
-from tests.unit.vppagent.vpp_fake import ApiMisuse, FakeInterface, FakePodSide, FakeVpp
+from tests.fixtures.vpp_fake import ApiMisuse, FakePodSide, FakeVpp
 
 BLUE = NetworkSpec("blue", 100, 1400, (ipaddress.ip_network("10.1.0.0/16"), ipaddress.ip_network("fd00:1::/64")))
 RED = NetworkSpec("red", 200, 1400, (ipaddress.ip_network("10.1.0.0/16"),))  # the same IPv4 range as blue
@@ -497,54 +495,3 @@ def test_route_diff_leaves_vpps_own_entries_alone() -> None:
     foreign = actual.ActualRoute(table, ipaddress.ip_network("10.0.0.2/32"), (actual.Path(7, 0, None),))
     changes = diff.route_changes([], [*vpp_owned, dangling, foreign], {}, owned_sw={5}, existing_sw={5, 7})
     assert changes.deletes == [dangling] and changes.adds == []
-
-
-# ------------------------------------------------------------------------------------------------ the real pod side
-def _realize_tap(iface: FakeInterface) -> None:
-    """What tap.c does with netlink for tap_create_v3, done with ip(8) in the pod's netns."""
-    tap, ns = iface.tap, os.path.basename(iface.tap["host_namespace"])
-    name = tap["host_if_name"]
-    sh(f"ip -n {ns} tuntap add dev {name} mode tap")
-    sh(f"ip -n {ns} link set dev {name} address {tap['host_mac']} mtu {tap['host_mtu']}")
-    if tap["host_ip4"] is not None:
-        sh(f"ip -n {ns} addr add {tap['host_ip4']} dev {name}")
-    sh(f"ip -n {ns} link set dev {name} up")
-
-
-def _unrealize_tap(iface: FakeInterface) -> None:
-    sh(f"ip -n {os.path.basename(iface.tap['host_namespace'])} link del {iface.tap['host_if_name']}", check=False)
-
-
-@pytest.mark.netns
-def test_the_pod_side_is_programmed_through_the_linux_netlink_pieces(vpp: FakeVpp, netns: Namespaces) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create network namespaces")
-    ns = netns.new("vpod")
-    vpp.on_tap_create, vpp.on_tap_delete = _realize_tap, _unrealize_tap
-    driver = VppDriver(lambda: vpp)  # the real NetlinkPodSide
-    ips = (ipaddress.ip_interface("10.1.0.5/32"), ipaddress.ip_interface("fd00:1::5/128"))
-    p = PortSpec("blue", "c-netns", "eth1", netns.path(ns), ips, ROUTES, BLUE.mtu)
-
-    result = driver.attach(p, BLUE)
-    assert result.mac == p.pod_mac
-    link = json.loads(sh(f"ip -n {ns} -j addr show dev eth1").stdout)[0]
-    assert link["address"] == p.pod_mac and link["mtu"] == BLUE.mtu
-    addrs = {(a["local"], a["prefixlen"], "tentative" in a) for a in link["addr_info"] if a["scope"] == "global"}
-    assert addrs == {("10.1.0.5", 32, False), ("fd00:1::5", 128, False)}  # IPv6 added NODAD by the pod side
-    routes = json.loads(sh(f"ip -n {ns} -j route").stdout) + json.loads(sh(f"ip -n {ns} -j -6 route").stdout)
-    defaults = {(r["gateway"], r["dev"], "onlink" in r.get("flags", [])) for r in routes if r["dst"] == "default"}
-    assert defaults == {("169.254.1.1", "eth1", True), ("fe80::1", "eth1", False)}
-    for gw in ("169.254.1.1", "fe80::1"):
-        assert "lladdr ee:ee:ee:ee:ee:ee PERMANENT" in sh(f"ip -n {ns} neigh show {gw} dev eth1").stdout
-    assert driver.check(p, BLUE) == []
-    assert driver.attach(p, BLUE) == result
-    assert driver.check(p, BLUE) == []
-
-    taken = PortSpec("red", "c-other", "eth1", netns.path(ns), ips, ROUTES, RED.mtu)
-    with pytest.raises(InterfaceExists):
-        driver.attach(taken, RED)
-
-    assert driver.detach(p) is True
-    assert "eth1" not in sh(f"ip -n {ns} link").stdout
-    problems = driver.check(p, BLUE)
-    assert any("VPP has no tap" in x for x in problems) and any("does not exist" in x for x in problems)

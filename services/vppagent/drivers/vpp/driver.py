@@ -25,6 +25,7 @@ from .actual import ActualTunnel, Interface, Snapshot
 from .api import DEFAULT_API_DIR, DEFAULT_API_SOCKET, PapiConnection, VppApi, VppApiError, run
 from .calls import Call
 from .podside import LinkState, NetlinkPodSide, PodSide
+from .tunnels import VxlanTunnels
 
 log = logging.getLogger("multinet.vppagent.vpp")
 
@@ -50,7 +51,7 @@ class VppDriver:
         self._pod = pod_side or NetlinkPodSide()
         self._uplink = uplink  # VPP's name of the underlay interface, for tunnel_mtu()
         self._ports = dict(vxlan_ports or plan.VXLAN_PORTS)
-        self._decap: dict[tuple[int, int], int] = {}  # (underlay family, inner family) -> vxlanN-input next index
+        self._vxlan: VxlanTunnels | None = None  # one per connection: use _tunnels
 
     # ------------------------------------------------------------------------------------------------ connection
     @property
@@ -62,13 +63,21 @@ class VppDriver:
             self.close()
         if self._conn is None:
             self._conn = self._connect()
-            self._decap.clear()  # graph arcs belong to one VPP process
+            self._vxlan = VxlanTunnels(self._conn)  # graph arcs belong to one VPP process
         return self._conn
+
+    @property
+    def _tunnels(self) -> VxlanTunnels:
+        """The VXLAN part of the current connection: reaching it (re)connects, as _api does."""
+        self._api  # noqa: B018 -- the property connects, and makes _vxlan with the connection
+        assert self._vxlan is not None
+        return self._vxlan
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._vxlan = None
 
     def prepare(self) -> None:
         """Connect now, so a missing VPP fails the agent's start rather than its first pod."""
@@ -282,15 +291,13 @@ class VppDriver:
         report.problems.extend(want.problems)
         snap = actual.snapshot(self._api)
         owned = {t: i for t, i in snap.by_tag.items() if t.startswith(MANAGED_TAGS)}
-        read = self._read_tunnels(want, owned, report)
+        read = self._tunnels.read(want, owned, report)
         tunnels = read if read is not None else {}
         doomed = {t: i for t, i in owned.items() if t not in want.tags}
         if read is None:  # tunnels cannot be read (vxlan plugin missing): leave them all alone
             doomed = {t: i for t, i in doomed.items() if not t.startswith(plan.TUNNEL_TAG)}
-        for tag, tun in want.tunnels.items() if read is not None else ():
-            current = owned.get(tag)
-            if current is not None and not self._tunnel_matches(tun, tunnels.get(current.sw_if_index), report):
-                doomed[tag] = current  # parameters changed: delete, create again below
+        else:  # parameters changed: delete, create again below
+            doomed.update(self._tunnels.changed(want.tunnels, owned, tunnels, report))
         doomed_sw = frozenset(i.sw_if_index for i in doomed.values())
 
         self._sync_routes(want, snap, report, doomed_sw, adds=False)
@@ -316,17 +323,6 @@ class VppDriver:
                 vrf = plan.Vrf(key[0], key[1], "")
                 self._guard(report, f"table {key[0]}", self._exec, calls.table(vrf, add=False), report, "removed")
         return report
-
-    def _read_tunnels(
-        self, want: plan.VppObjects, owned: dict[str, Interface], report: ReconcileReport
-    ) -> dict[int, ActualTunnel] | None:
-        if not want.tunnels and not any(t.startswith(plan.TUNNEL_TAG) for t in owned):
-            return {}
-        try:
-            return actual.tunnels(self._api)
-        except DataplaneError as exc:
-            report.problems.append(f"VXLAN tunnels: {exc}")
-            return None
 
     def _guard(self, report: ReconcileReport, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """One object's failure is a problem to report, not a reason to leave the others unconverged."""
@@ -368,75 +364,11 @@ class VppDriver:
         if not iface.up:
             self._exec(calls.admin_up(iface.sw_if_index), report)
 
-    def _decap_index(self, underlay: int, inner: int) -> int:
-        key = (underlay, inner)
-        if key not in self._decap:
-            node, next_node = calls.decap_arc(underlay, inner)
-            # add_node_next returns the existing slot when the arc is already there: safe to ask again.
-            self._decap[key] = int(run(self._api, calls.add_node_next(node, next_node)).next_index)
-        return self._decap[key]
-
-    def _tunnel_matches(self, tun: plan.Tunnel, have: ActualTunnel | None, report: ReconcileReport) -> bool:
-        if have is None:
-            return False
-        try:
-            decap = self._decap_index(tun.src.version, tun.inner)
-        except DataplaneError as exc:
-            report.problems.append(f"tunnel {tun.tag}: {exc}")
-            return True  # cannot tell: leave it alone rather than tear it down
-        return (
-            have.src,
-            have.dst,
-            have.vni,
-            have.src_port,
-            have.dst_port,
-            have.encap_vrf_id,
-            have.decap_next_index,
-        ) == (
-            tun.src,
-            tun.dst,
-            tun.vni,
-            tun.udp_port,
-            tun.udp_port,
-            0,
-            decap,
-        )
-
     def _sync_tunnel(self, tun: plan.Tunnel, snap: Snapshot, loops: dict[str, int], report: ReconcileReport) -> None:
-        iface = snap.by_tag.get(tun.tag)
-        fresh = False
-        if iface is None:
-            sw, fresh = self._create_tunnel(tun, snap, report)
-            iface = Interface(sw, "", tun.tag, False, 0)
-            snap.interfaces[sw] = iface
+        iface, fresh = self._tunnels.ensure(tun, snap, report)
         self._bind(iface.sw_if_index, tun.table_id, loops[tun.loopback], snap, report, fresh=fresh)
         if not iface.up:
             self._exec(calls.admin_up(iface.sw_if_index), report)
-
-    def _create_tunnel(self, tun: plan.Tunnel, snap: Snapshot, report: ReconcileReport) -> tuple[int, bool]:
-        call = calls.vxlan(tun, self._decap_index(tun.src.version, tun.inner), add=True)
-        reply = self._api.call(call.msg, dict(call.fields))
-        retval = int(reply.retval)
-        if retval == calls.RV_OK:
-            sw, fresh = int(reply.sw_if_index), True
-            report.added += 1
-        elif retval == calls.RV_TUNNEL_EXIST:
-            # Created by an agent that stopped before tagging it: adopt it.
-            sw, fresh = self._untagged_tunnel(tun, snap), False
-        else:
-            raise VppApiError(call, retval)
-        self._exec(calls.tag(sw, tun.tag), report, "")
-        return sw, fresh
-
-    def _untagged_tunnel(self, tun: plan.Tunnel, snap: Snapshot) -> int:
-        for have in actual.tunnels(self._api).values():
-            if (have.src, have.dst, have.vni, have.src_port) != (tun.src, tun.dst, tun.vni, tun.udp_port):
-                continue
-            other = snap.interfaces.get(have.sw_if_index)
-            if other is not None and other.tag:
-                raise DataplaneError(f"VXLAN tunnel {tun.dst} VNI {tun.vni} exists already, tagged {other.tag}")
-            return have.sw_if_index
-        raise DataplaneError(f"VPP says VXLAN tunnel to {tun.dst} VNI {tun.vni} exists but does not list it")
 
     def _delete_owned(
         self, tag: str, iface: Interface, tunnels: dict[int, ActualTunnel], snap: Snapshot, report: ReconcileReport
