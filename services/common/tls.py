@@ -14,6 +14,7 @@ import datetime
 import functools
 import logging
 import os
+import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ class Material:
     ca: bytes
     cert: bytes
     key: bytes
+    directory: Path  # where they were read (the ssl module loads a certificate chain from files only)
 
 
 def load(directory: str | Path) -> Material:
@@ -53,7 +55,7 @@ def load(directory: str | Path) -> Material:
         except OSError as exc:
             raise TlsError(f"{ENV}: cannot read {path}: {exc.strerror or exc}") from exc
     _check(Path(directory), raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
-    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
+    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE], Path(directory))
 
 
 def _check(directory: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
@@ -121,6 +123,14 @@ def channel_credentials(material: Material) -> grpc.ChannelCredentials:
     return grpc.ssl_channel_credentials(
         root_certificates=material.ca, private_key=material.key, certificate_chain=material.cert
     )
+
+
+def client_ssl_context(material: Material) -> ssl.SSLContext:
+    """For HTTPS clients (IPAM → etcd): trusts only the material's CA and presents its certificate. The peer
+    must present a certificate naming SERVER_NAME: pass it as the request's server_hostname."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=material.ca.decode())
+    context.load_cert_chain(material.directory / CERT_FILE, material.directory / KEY_FILE)
+    return context
 
 
 def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path]:

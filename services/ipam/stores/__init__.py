@@ -1,8 +1,13 @@
 """Stores behind one interface: `sqlite:/path/ipam.db` (embedded default) or `etcd:http://host:2379[,http://...]`
-(optionally `?prefix=/multinet/ipam/`) for several IPAM replicas."""
+(optionally `?prefix=/multinet/ipam/`) for several IPAM replicas. `etcd:https://...`: mutual TLS with the
+multinet material (MULTINET_TLS_DIR: its CA, its certificate as the client's; etcd's certificate must name
+`multinet`, as multinet's own do)."""
 
 from __future__ import annotations
 
+import ssl
+
+from services.common import tls
 from services.common.validate import FieldError
 from services.ipam.stores.base import Outcome, ReserveResult, Store
 
@@ -26,5 +31,22 @@ def open_store(url: str) -> Store:
             if name != "prefix" or not value.startswith("/"):
                 raise FieldError("store", f"unknown etcd option {item!r} (allowed: prefix=/path/)")
             prefix = value if value.endswith("/") else value + "/"
-        return EtcdStore(endpoints.split(","), prefix)
+        urls = endpoints.split(",")
+        return EtcdStore(urls, prefix, *_etcd_tls(urls))
     raise FieldError("store", f"{url!r} is not sqlite:/path/to/ipam.db nor etcd:http://host:2379")
+
+
+def _etcd_tls(urls: list[str]) -> tuple[ssl.SSLContext | None, str]:
+    """The TLS context and server name for the endpoints: none for http, the multinet material for https."""
+    schemes = {url.partition("://")[0] for url in urls}
+    if not schemes <= {"http", "https"} or len(schemes) != 1:
+        raise FieldError("store", f"etcd endpoints {','.join(urls)}: all http:// or all https://")
+    if schemes == {"http"}:
+        return None, ""
+    try:
+        material = tls.configured()
+    except tls.TlsError as exc:
+        raise FieldError("store", str(exc)) from None
+    if material is None:
+        raise FieldError("store", f"etcd over https needs {tls.ENV} (the CA and the client certificate)")
+    return tls.client_ssl_context(material), tls.SERVER_NAME

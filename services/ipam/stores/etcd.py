@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TypeVar
 from urllib.parse import quote, unquote
@@ -48,8 +49,15 @@ MAX_TXN_OPS = 120  # etcd's default --max-txn-ops is 128
 class EtcdStore:
     shared = True  # several replicas write concurrently
 
-    def __init__(self, endpoints: Sequence[str], prefix: str = "/multinet/ipam/") -> None:
-        self._client = EtcdClient(endpoints)
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        prefix: str = "/multinet/ipam/",
+        tls: ssl.SSLContext | None = None,
+        server_name: str = "",
+    ) -> None:
+        """`tls`, `server_name`: for https endpoints (see EtcdClient)."""
+        self._client = EtcdClient(endpoints, tls=tls, server_name=server_name)
         self._prefix = prefix.encode()
         self._book: AddressBook | None = None
         self._watcher: asyncio.Task[None] | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,17 +77,24 @@ def _kv(item: dict[str, Any]) -> KeyValue:
 
 
 class EtcdClient:
-    def __init__(self, endpoints: Sequence[str], timeout: float = 5.0) -> None:
+    def __init__(
+        self, endpoints: Sequence[str], timeout: float = 5.0, tls: ssl.SSLContext | None = None, server_name: str = ""
+    ) -> None:
+        """`tls`: for https endpoints, the context (trust, client certificate); `server_name`: the name the
+        endpoints' certificates must carry (instead of the address dialled)."""
         self._endpoints = [e.rstrip("/") for e in endpoints]
         self._current = 0
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._tls = tls
+        self._server_name = server_name or None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # One pooled keep-alive session: a new TCP connection per request would cost more than the request.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+            connector = aiohttp.TCPConnector(limit=64, ssl=self._tls if self._tls is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -99,7 +107,9 @@ class EtcdClient:
         for _ in self._endpoints:
             endpoint = self._endpoints[self._current]
             try:
-                async with self.session.post(endpoint + path, data=json.dumps(body), timeout=self._timeout) as resp:
+                async with self.session.post(
+                    endpoint + path, data=json.dumps(body), timeout=self._timeout, server_hostname=self._server_name
+                ) as resp:
                     answer: dict[str, Any] = await resp.json(content_type=None)
                     if resp.status != 200:
                         raise EtcdUnavailable(f"etcd {endpoint}{path}: {answer.get('message') or answer}")
@@ -145,7 +155,9 @@ class EtcdClient:
         endpoint = self._endpoints[self._current]
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         try:
-            async with self.session.post(endpoint + "/v3/watch", data=json.dumps(body), timeout=timeout) as resp:
+            async with self.session.post(
+                endpoint + "/v3/watch", data=json.dumps(body), timeout=timeout, server_hostname=self._server_name
+            ) as resp:
                 buffer = b""
                 # Messages are newline-delimited JSON, possibly larger than aiohttp's line limit: split by hand.
                 async for chunk in resp.content.iter_any():
