@@ -7,11 +7,17 @@ deploy/kubernetes/*.yaml and deploy/Dockerfile.
   target reaches a service of the right kind on a port (or unix socket) it listens on, through the published
   port, the Service and its targetPort, or a shared directory; the CNI socket is where the `multinet`
   executable on the host looks for it.
-- No gRPC hop over TCP is plaintext: every multinet container whose arguments name a TCP listener or target
-  (host:port) has MULTINET_TLS_DIR, and that directory is a read-only mount of the `multinet-tls` Secret
-  (Kubernetes, owner-only mode) or of the `multinet-tls` volume that compose's one-shot `tls-init` fills; every
-  multinet compose service waits for `tls-init` to complete, and `tls-init`'s script is run twice here to show it
-  creates the material once and then leaves it alone. (etcd's HTTP is not covered: ipam's etcd client has no TLS.)
+- No hop over TCP is plaintext: every multinet container whose arguments name a TCP listener or target
+  (host:port, or an etcd store) has MULTINET_TLS_DIR, and that directory is a read-only mount of the
+  `multinet-tls` Secret (Kubernetes, owner-only mode) or of the `multinet-tls` volume that compose's one-shot
+  `tls-init` fills; every compose service using that volume waits for `tls-init` to complete, and `tls-init`'s
+  script is run twice here to show it creates the material once and then leaves it alone.
+- IPAM's store is etcd over mutual TLS: every `--store etcd:` URL is https, and every etcd serves https clients
+  only (client and advertised URLs), requires client certificates (--client-cert-auth) and takes its CA,
+  certificate and key from that same read-only mount of the multinet material; its compose healthcheck and its
+  Kubernetes probes still pass such an etcd (etcdctl with that CA, certificate and key over https, skipping the
+  server check only on loopback; no httpGet the kubelet would send without a client certificate). etcd's peer
+  URLs are not checked: they stay plain HTTP (one member in compose; the shared certificate cannot serve peers).
 - The Network CRD's schema accepts the seed's Networks and refuses out-of-range ones.
 Each check returns the problems it found, so the last tests can show that a broken artefact is caught."""
 
@@ -57,6 +63,15 @@ CNI_HOST_DIRS = {"--bin-dir": "/opt/cni/bin", "--conf-dir": "/etc/cni/net.d"}
 TLS_SECRET = "multinet-tls"  # the Kubernetes Secret, and compose's named volume, holding the TLS material
 TLS_FILES = (tls.CA_FILE, tls.CERT_FILE, tls.KEY_FILE)
 TLS_INIT = "tls-init"  # compose's one-shot service that writes the material into that volume
+# etcd's and etcdctl's flags naming the CA, the certificate and the key: each must be that file of the material
+ETCD_MATERIAL = {"--trusted-ca-file": tls.CA_FILE, "--cert-file": tls.CERT_FILE, "--key-file": tls.KEY_FILE}
+# Boolean flags of etcd and etcdctl (Go flags: a boolean never takes the next token as its value)
+GO_BOOLEANS = frozenset(
+    {"--client-cert-auth", "--peer-client-cert-auth", "--auto-tls", "--peer-auto-tls", "--enable-pprof",
+     "--enable-v2", "--strict-reconfig-check", "--force-new-cluster", "--debug",  # etcd
+     "--insecure-skip-tls-verify", "--insecure-transport", "--insecure-discovery", "--hex", "--cluster"}  # etcdctl
+)  # fmt: skip
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 # (program, flag) -> the kind of service that flag must reach
 REFERENCES = {
     ("netmgr", "--catalog"): "catalog",
@@ -408,13 +423,14 @@ def compose_node_problems(services: dict[str, ComposeService], svc: ComposeServi
 # ---------------------------------------------------------------------------------------------- TLS on TCP
 
 
-def grpc_tcp_values(cmd: Command) -> list[str]:
-    """The options naming a gRPC listener or target on TCP (HOST:PORT, ipv4:A:P,B:Q, dns:///H:P), which
-    MULTINET_TLS_DIR secures. Not unix: sockets (plaintext by design), not etcd: URLs (HTTP, not gRPC), not a bare
-    IP address (an IPv6 --underlay-ip has colons too)."""
+def tcp_values(cmd: Command) -> list[str]:
+    """The options naming a listener or target on TCP, which MULTINET_TLS_DIR secures: gRPC ones (HOST:PORT,
+    ipv4:A:P,B:Q, dns:///H:P) and etcd store URLs (etcd:https://... uses that material too; etcd_store_problems
+    refuses etcd:http://...). Not unix: sockets (plaintext by design), not a sqlite: store, not a bare IP address
+    (an IPv6 --underlay-ip has colons too)."""
     found = []
     for flag, value in cmd.options():
-        if value is None or ":" not in value or value.startswith(("unix:", "etcd:")):
+        if value is None or ":" not in value or value.startswith("unix:"):
             continue
         with contextlib.suppress(ValueError):
             ipaddress.ip_interface(value)
@@ -422,6 +438,94 @@ def grpc_tcp_values(cmd: Command) -> list[str]:
         if any(isinstance(port, int) for _, port in target_addresses(value)):
             found.append(f"{flag} {value}")
     return found
+
+
+def etcd_store_problems(cmd: Command) -> list[str]:
+    """IPAM's etcd store is reached over https only (etcd:https://A[,https://B]), i.e. with the multinet material."""
+    problems = []
+    for value in cmd.values("--store"):
+        if not value.startswith("etcd:"):
+            continue
+        plain = [u for u in value.removeprefix("etcd:").split("?", 1)[0].split(",") if urlsplit(u).scheme != "https"]
+        if plain:
+            problems.append(f"{cmd.where}: --store {value}: {plain} not https, so IPAM to etcd is plaintext")
+    return problems
+
+
+def go_flags(argv: Sequence[str]) -> dict[str, str]:
+    """The flags of an etcd or etcdctl command line: `--f=v`, `--f v`, a boolean `--f` ("true"); Go also takes
+    `-f`. The last of each wins, as in Go; other tokens (the program, etcdctl's subcommand) are skipped."""
+    found: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("-") or token in ("-", "--"):
+            continue
+        name, eq, value = token.partition("=")
+        name = "--" + name.lstrip("-")
+        if not eq and name in GO_BOOLEANS:
+            value = "true"
+        elif not eq and i < len(argv):
+            value, i = argv[i], i + 1
+        found[name] = value
+    return found
+
+
+def go_true(value: str | None) -> bool:
+    return value in ("1", "t", "T", "true", "TRUE", "True")
+
+
+def https_only(where: str, flag: str, urls: str | None) -> list[str]:
+    """Problems with a comma-separated URL list that is not all https (None: the flag is missing, and etcd's
+    defaults are http://localhost:...)."""
+    plain = [u for u in (urls or "").split(",") if urlsplit(u).scheme != "https"]
+    return [f"{where}: {flag} {plain} not https"] if plain else []
+
+
+# (what uses the directory, said with the directory; the directory) -> problems with how the material is mounted
+MountCheck = Callable[[str, str], list[str]]
+
+
+def etcd_tls_problems(where: str, argv: Sequence[str], mount_problems: MountCheck) -> list[str]:
+    """etcd takes clients over https only, requires a client certificate from the multinet CA, and serves the
+    multinet certificate (the name ipam checks): --trusted-ca-file, --cert-file and --key-file are ca.crt, tls.crt
+    and tls.key of one directory, the read-only mount of the material. Flags only, not ETCD_* variables."""
+    flags = go_flags(argv)
+    problems = [*https_only(where, "--listen-client-urls", flags.get("--listen-client-urls"))]
+    problems += https_only(where, "--advertise-client-urls", flags.get("--advertise-client-urls"))
+    if not go_true(flags.get("--client-cert-auth")):
+        problems.append(f"{where}: no --client-cert-auth: etcd would take clients without a certificate")
+    paths = {flag: flags.get(flag) for flag in ETCD_MATERIAL}
+    wrong = [f"{flag} {path}" for flag, path in paths.items() if PurePosixPath(path or "").name != ETCD_MATERIAL[flag]]
+    if wrong:
+        return [*problems, f"{where}: {', '.join(wrong)}: not the multinet material's {ETCD_MATERIAL}"]
+    directories = sorted({str(PurePosixPath(str(path)).parent) for path in paths.values()})
+    if len(directories) != 1:
+        return [*problems, f"{where}: {', '.join(ETCD_MATERIAL)} are not in one directory ({directories})"]
+    return problems + mount_problems(f"{where}: {', '.join(ETCD_MATERIAL)} in {directories[0]}", directories[0])
+
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+ETCDCTL_FOR_ETCD = {"--cacert": "--trusted-ca-file", "--cert": "--cert-file", "--key": "--key-file"}
+
+
+def etcdctl_problems(where: str, argv: Sequence[str], etcd_argv: Sequence[str]) -> list[str]:
+    """A health check that such an etcd lets through: etcdctl over https with the CA, certificate and key etcd
+    itself uses. It may skip checking etcd's certificate (which names `multinet`, not the address dialled, which
+    etcdctl would compare) only towards loopback, the container's own etcd."""
+    if not argv or PurePosixPath(argv[0]).name != "etcdctl":
+        return [f"{where}: {list(argv)} is not an etcdctl command (the only health check known here)"]
+    flags, etcd = go_flags(argv[1:]), go_flags(etcd_argv)
+    endpoints = flags.get("--endpoints", "127.0.0.1:2379")  # etcdctl's default
+    problems = https_only(f"{where}: etcdctl", "--endpoints", endpoints)
+    for flag, etcd_flag in ETCDCTL_FOR_ETCD.items():
+        if flags.get(flag) is None or flags.get(flag) != etcd.get(etcd_flag):
+            problems.append(f"{where}: etcdctl {flag} {flags.get(flag)}, etcd's {etcd_flag} {etcd.get(etcd_flag)}")
+    remote = [e for e in endpoints.split(",") if urlsplit(e).hostname not in LOOPBACK]
+    if go_true(flags.get("--insecure-skip-tls-verify")) and remote:
+        problems.append(f"{where}: etcdctl --insecure-skip-tls-verify towards {remote}, which is not loopback")
+    return problems
 
 
 def tls_init_script(svc: ComposeService) -> str:
@@ -443,6 +547,30 @@ def tls_init_dir(script: str) -> str | None:
     return str(namespace.dir)
 
 
+def compose_mount_problems(svc: ComposeService, what: str, directory: str) -> list[str]:
+    if svc.named_volumes().get(directory) != (TLS_SECRET, True):
+        return [f"{what} is not a read-only mount of volume {TLS_SECRET}"]
+    return []
+
+
+def compose_healthcheck(svc: ComposeService) -> list[str]:
+    """The healthcheck's command line (CMD or CMD-SHELL form); empty if there is none."""
+    test = svc.spec.get("healthcheck", {}).get("test")
+    if isinstance(test, str):
+        return shlex.split(interpolate(test))
+    if isinstance(test, list) and test[:1] == ["CMD"]:
+        return [interpolate(str(a)) for a in test[1:]]
+    if isinstance(test, list) and test[:1] == ["CMD-SHELL"] and len(test) == 2:
+        return shlex.split(interpolate(str(test[1])))
+    return []
+
+
+def compose_etcd_problems(svc: ComposeService) -> list[str]:
+    where = f"docker-compose.yml services.{svc.name}"
+    problems = etcd_tls_problems(where, svc.argv, lambda what, d: compose_mount_problems(svc, what, d))
+    return problems + etcdctl_problems(f"{where} healthcheck", compose_healthcheck(svc), svc.argv)
+
+
 def compose_tls_problems(doc: Doc) -> list[str]:
     services = compose_services(doc)
     init = services.get(TLS_INIT)
@@ -458,49 +586,90 @@ def compose_tls_problems(doc: Doc) -> list[str]:
         if str(init.spec.get("restart")) != "no":
             problems.append(f'{where}: restart must be "no" for a one-shot that others wait to complete')
     for svc in services.values():
-        if svc.name == TLS_INIT or not svc.multinet_image:
+        uses_material = any(volume == TLS_SECRET for volume, _ in svc.named_volumes().values())
+        if svc.name == TLS_INIT or not (svc.multinet_image or uses_material or "etcd" in svc.kinds):
             continue
         where = f"docker-compose.yml services.{svc.name}"
         depends = svc.spec.get("depends_on", {})
         condition = depends.get(TLS_INIT, {}).get("condition") if isinstance(depends, dict) else None
         if condition != "service_completed_successfully":
             problems.append(f"{where}: does not wait for {TLS_INIT} (condition: service_completed_successfully)")
-        endpoints = grpc_tcp_values(svc.command) if svc.command else []
+        if "etcd" in svc.kinds:
+            problems += compose_etcd_problems(svc)
+        endpoints = tcp_values(svc.command) if svc.command else []
         if not endpoints:
             continue
+        problems += etcd_store_problems(svc.command) if svc.command else []
         tls_dir = svc.environment().get(tls.ENV)
-        mounted = svc.named_volumes().get(tls_dir or "")
         if not tls_dir:
             problems.append(f"{where}: {endpoints} over TCP without {tls.ENV}")
-        elif mounted != (TLS_SECRET, True):
-            problems.append(f"{where}: {tls.ENV}={tls_dir} is not a read-only mount of volume {TLS_SECRET}")
+        else:
+            problems += compose_mount_problems(svc, f"{where}: {tls.ENV}={tls_dir}", tls_dir)
+    return problems
+
+
+def k8s_secret_problems(c: Container, what: str, directory: str) -> list[str]:
+    """The multinet material at `directory` in this container: the Secret, read-only, exactly its three files,
+    readable by their owner only."""
+    volume = c.mount(directory)
+    secret = (volume or {}).get("secret", {})
+    mount: Doc = next((m for m in c.spec.get("volumeMounts", []) if m["mountPath"] == directory), {})
+    if secret.get("secretName") != TLS_SECRET or "subPath" in mount:
+        return [f"{what} is not a mount of the Secret {TLS_SECRET}"]
+    problems = []
+    if not mount.get("readOnly"):
+        problems.append(f"{c.where}: the Secret {TLS_SECRET} at {directory} is not mounted readOnly")
+    items = secret.get("items")
+    if items is not None and sorted((i["key"], i["path"]) for i in items) != sorted((f, f) for f in TLS_FILES):
+        problems.append(f"{c.where}: Secret {TLS_SECRET} items {items} are not {list(TLS_FILES)}")
+    modes = [secret.get("defaultMode", 0o644), *(i["mode"] for i in items or [] if "mode" in i)]
+    if any(mode & 0o077 for mode in modes):
+        problems.append(f"{c.where}: Secret {TLS_SECRET} files readable beyond their owner (modes {modes})")
+    return problems
+
+
+def k8s_etcd_problems(c: Container) -> list[str]:
+    """etcd_tls_problems on the Secret, and probes such an etcd passes: etcdctl as etcdctl_problems wants, an
+    httpGet only of a plaintext --listen-metrics-urls port the kubelet reaches (it probes the pod's address, so
+    not a loopback one unless hostNetwork; on the client port etcd wants a certificate the kubelet lacks), or a
+    tcpSocket."""
+    problems = etcd_tls_problems(c.where, c.argv, lambda what, d: k8s_secret_problems(c, what, d))
+    if "readinessProbe" not in c.spec:
+        problems.append(f"{c.where}: no readinessProbe")
+    metrics = [urlsplit(u) for u in go_flags(c.argv).get("--listen-metrics-urls", "").split(",") if u]
+    named = {p.get("name"): p["containerPort"] for p in c.spec.get("ports", [])}
+    for kind in (k for k in PROBES if k in c.spec):
+        probe, where = c.spec[kind], f"{c.where} {kind}"
+        if "exec" in probe:
+            problems += etcdctl_problems(where, [str(a) for a in probe["exec"]["command"]], c.argv)
+        elif "httpGet" in probe:
+            port = named.get(probe["httpGet"]["port"], probe["httpGet"]["port"])
+            reachable = [
+                u for u in metrics
+                if u.scheme == "http" and u.port == port
+                and (u.hostname not in LOOPBACK or c.pod["spec"].get("hostNetwork"))
+            ]  # fmt: skip
+            if not reachable or probe["httpGet"].get("scheme", "HTTP") != "HTTP":
+                problems.append(f"{where}: httpGet of port {port}, not a plaintext metrics port the kubelet reaches")
+        elif "tcpSocket" not in probe:
+            problems.append(f"{where}: {sorted(probe)} cannot pass an etcd that requires client certificates")
     return problems
 
 
 def k8s_tls_problems(objects: Sequence[Doc]) -> list[str]:
     problems: list[str] = []
     for c in k8s_containers(objects):
-        endpoints = grpc_tcp_values(c.command) if c.command else []
+        if "etcd" in c.kinds:
+            problems += k8s_etcd_problems(c)
+        endpoints = tcp_values(c.command) if c.command else []
         if not endpoints:
             continue
+        problems += etcd_store_problems(c.command) if c.command else []
         tls_dir = (c.env(tls.ENV) or {}).get("value")
         if not tls_dir:
             problems.append(f"{c.where}: {endpoints} over TCP without {tls.ENV}")
             continue
-        volume = c.mount(tls_dir)
-        secret = (volume or {}).get("secret", {})
-        mount: Doc = next((m for m in c.spec.get("volumeMounts", []) if m["mountPath"] == tls_dir), {})
-        if secret.get("secretName") != TLS_SECRET or "subPath" in mount:
-            problems.append(f"{c.where}: {tls.ENV}={tls_dir} is not a mount of the Secret {TLS_SECRET}")
-            continue
-        if not mount.get("readOnly"):
-            problems.append(f"{c.where}: the Secret {TLS_SECRET} at {tls_dir} is not mounted readOnly")
-        items = secret.get("items")
-        if items is not None and sorted((i["key"], i["path"]) for i in items) != sorted((f, f) for f in TLS_FILES):
-            problems.append(f"{c.where}: Secret {TLS_SECRET} items {items} are not {list(TLS_FILES)}")
-        modes = [secret.get("defaultMode", 0o644), *(i["mode"] for i in items or [] if "mode" in i)]
-        if any(mode & 0o077 for mode in modes):
-            problems.append(f"{c.where}: Secret {TLS_SECRET} files readable beyond their owner (modes {modes})")
+        problems += k8s_secret_problems(c, f"{c.where}: {tls.ENV}={tls_dir}", tls_dir)
     return problems
 
 
@@ -775,15 +944,37 @@ def test_kubernetes_objects_are_consistent() -> None:
 def test_compose_uses_mutual_tls() -> None:
     doc = load_yaml(COMPOSE_FILE)[0]
     assert compose_tls_problems(doc) == []
-    tcp = {s.name for s in compose_services(doc).values() if s.command and grpc_tcp_values(s.command)}
+    tcp = {s.name for s in compose_services(doc).values() if s.command and tcp_values(s.command)}
     assert tcp == {"netmgr", "ipam-1", "ipam-2", "node-agent", "node-cni", "install-cni", "multinetctl"}
 
 
 def test_kubernetes_uses_mutual_tls() -> None:
     objects = [obj for docs in k8s_objects().values() for obj in docs]
     assert k8s_tls_problems(objects) == []
-    tcp = {c.where for c in k8s_containers(objects) if c.command and grpc_tcp_values(c.command)}
+    tcp = {c.where for c in k8s_containers(objects) if c.command and tcp_values(c.command)}
     assert len(tcp) == 5, tcp  # netmgr (catalog), ipam, and the node's install-cni, agent and netmgr (cni)
+
+
+def test_ipam_stores_are_etcd_over_https() -> None:
+    ipams = [c for c in all_commands() if c.program == "ipam"]
+    stores = [value for c in ipams for value in c.values("--store")]
+    assert len(ipams) == 3 and len(stores) == 3, stores  # compose's ipam-1 and ipam-2, the Deployment
+    assert all(value.startswith("etcd:https://") for value in stores), stores
+    assert [p for c in ipams for p in etcd_store_problems(c)] == []
+
+
+def test_compose_etcd_requires_multinet_client_certificates() -> None:
+    (etcd,) = [s for s in compose_services(load_yaml(COMPOSE_FILE)[0]).values() if "etcd" in s.kinds]
+    assert compose_etcd_problems(etcd) == []
+    assert etcd.spec["depends_on"][TLS_INIT] == {"condition": "service_completed_successfully"}
+    assert etcd.named_volumes()["/etc/multinet/tls"] == (TLS_SECRET, True)
+
+
+def test_kubernetes_etcd_requires_multinet_client_certificates() -> None:
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    (etcd,) = [c for c in k8s_containers(objects) if "etcd" in c.kinds]
+    assert k8s_etcd_problems(etcd) == []
+    assert k8s_secret_problems(etcd, etcd.where, "/etc/multinet/tls") == []
 
 
 def test_compose_tls_init_makes_the_material_once(tmp_path: Path) -> None:
@@ -940,6 +1131,157 @@ def test_kubernetes_tls_check_catches_plaintext_and_a_loose_secret() -> None:
     volumes = next(o for o in other_secret if o["kind"] == "Deployment")["spec"]["template"]["spec"]["volumes"]
     next(v for v in volumes if "secret" in v)["secret"]["secretName"] = "other"
     assert any(TLS_SECRET in p for p in k8s_tls_problems(other_secret))
+
+
+def set_arg(argv: list[Any], prefix: str, new: str | None) -> None:
+    """Replace the one item of a command list that starts with `prefix` by `new`; remove it if `new` is None."""
+    (i,) = [n for n, a in enumerate(argv) if str(a).startswith(prefix)]
+    if new is None:
+        del argv[i]
+    else:
+        argv[i] = new
+
+
+def compose_etcd(doc: Doc) -> Doc:
+    spec: Doc = doc["services"]["etcd"]
+    return spec
+
+
+# name -> (how the compose file is broken, the service and the words its problem names)
+COMPOSE_ETCD_BREAKS: dict[str, tuple[Callable[[Doc], None], tuple[str, str]]] = {
+    "http clients": (
+        lambda d: set_arg(
+            compose_etcd(d)["command"], "--listen-client-urls", "--listen-client-urls=http://0.0.0.0:2379"
+        ),
+        ("services.etcd", "--listen-client-urls"),
+    ),
+    "http advertised": (
+        lambda d: set_arg(
+            compose_etcd(d)["command"], "--advertise-client-urls", "--advertise-client-urls=http://etcd:2379"
+        ),
+        ("services.etcd", "--advertise-client-urls"),
+    ),
+    "no client certificates": (
+        lambda d: set_arg(compose_etcd(d)["command"], "--client-cert-auth", None),
+        ("services.etcd", "--client-cert-auth"),
+    ),
+    "its own certificate": (
+        lambda d: set_arg(compose_etcd(d)["command"], "--cert-file", "--cert-file=/etcd-data/server.crt"),
+        ("services.etcd", "--cert-file /etcd-data/server.crt"),
+    ),
+    "material from two places": (
+        lambda d: set_arg(compose_etcd(d)["command"], "--key-file", "--key-file=/etcd-data/tls.key"),
+        ("services.etcd", "one directory"),
+    ),
+    "writable material": (
+        lambda d: set_arg(compose_etcd(d)["volumes"], "multinet-tls:", "multinet-tls:/etc/multinet/tls"),
+        ("services.etcd", "read-only"),
+    ),
+    "not waiting for tls-init": (
+        lambda d: compose_etcd(d).pop("depends_on"),
+        ("services.etcd", TLS_INIT),
+    ),
+    "healthcheck over http": (
+        lambda d: set_arg(compose_etcd(d)["healthcheck"]["test"], "--endpoints", "--endpoints=http://127.0.0.1:2379"),
+        ("services.etcd healthcheck", "--endpoints"),
+    ),
+    "healthcheck without a client certificate": (
+        lambda d: set_arg(compose_etcd(d)["healthcheck"]["test"], "--cert=", None),
+        ("services.etcd healthcheck", "--cert None"),
+    ),
+    "healthcheck skipping verification of a remote etcd": (
+        lambda d: set_arg(compose_etcd(d)["healthcheck"]["test"], "--endpoints", "--endpoints=https://etcd:2379"),
+        ("services.etcd healthcheck", "--insecure-skip-tls-verify"),
+    ),
+    "ipam on http": (
+        lambda d: set_arg(d["services"]["ipam-1"]["command"], "etcd:", "etcd:http://etcd:2379"),
+        ("services.ipam-1", "--store etcd:http://etcd:2379"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSE_ETCD_BREAKS)
+def test_compose_etcd_check_catches_plaintext_and_a_failing_healthcheck(name: str) -> None:
+    doc = copy.deepcopy(load_yaml(COMPOSE_FILE)[0])
+    assert compose_tls_problems(doc) == []
+    breaks, (where, words) = COMPOSE_ETCD_BREAKS[name]
+    breaks(doc)
+    problems = compose_tls_problems(doc)
+    assert any(f"{where}:" in p and words in p for p in problems), problems
+
+
+def k8s_etcd(objects: list[Doc]) -> Doc:
+    statefulset = next(o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "multinet-etcd")
+    container: Doc = statefulset["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def k8s_etcd_secret(objects: list[Doc]) -> Doc:
+    statefulset = next(o for o in objects if o["kind"] == "StatefulSet" and o["metadata"]["name"] == "multinet-etcd")
+    volume: Doc = next(v for v in statefulset["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    return volume
+
+
+def metrics_probe(objects: list[Doc], metrics_url: str) -> None:
+    """etcd with a plaintext metrics listener and an httpGet of its /health as readiness probe."""
+    k8s_etcd(objects)["args"].append(f"--listen-metrics-urls={metrics_url}")
+    k8s_etcd(objects)["readinessProbe"] = {"httpGet": {"path": "/health", "port": 2381}}
+
+
+K8S_ETCD_BREAKS: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
+    "http clients": (
+        lambda o: set_arg(k8s_etcd(o)["args"], "--listen-client-urls", "--listen-client-urls=http://0.0.0.0:2379"),
+        "--listen-client-urls",
+    ),
+    "no client certificates": (
+        lambda o: set_arg(k8s_etcd(o)["args"], "--client-cert-auth", None),
+        "--client-cert-auth",
+    ),
+    "another Secret": (
+        lambda o: k8s_etcd_secret(o)["secret"].update(secretName="etcd-tls"),
+        f"is not a mount of the Secret {TLS_SECRET}",
+    ),
+    "writable material": (
+        lambda o: next(m for m in k8s_etcd(o)["volumeMounts"] if m["name"] == "tls").pop("readOnly"),
+        "not mounted readOnly",
+    ),
+    "httpGet on the client port": (
+        lambda o: k8s_etcd(o).update(readinessProbe={"httpGet": {"path": "/health", "port": "client"}}),
+        "readinessProbe: httpGet of port 2379",
+    ),
+    "httpGet of a loopback metrics port": (
+        lambda o: metrics_probe(o, "http://127.0.0.1:2381"),
+        "readinessProbe: httpGet of port 2381",
+    ),
+    "no readiness probe": (
+        lambda o: k8s_etcd(o).pop("readinessProbe"),
+        "no readinessProbe",
+    ),
+    "probe with another key": (
+        lambda o: set_arg(k8s_etcd(o)["readinessProbe"]["exec"]["command"], "--key=", "--key=/var/lib/etcd/tls.key"),
+        "readinessProbe: etcdctl --key",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", K8S_ETCD_BREAKS)
+def test_kubernetes_etcd_check_catches_plaintext_and_a_failing_probe(name: str) -> None:
+    objects = copy.deepcopy([obj for docs in k8s_objects().values() for obj in docs])
+    assert k8s_tls_problems(objects) == []
+    breaks, words = K8S_ETCD_BREAKS[name]
+    breaks(objects)
+    problems = k8s_tls_problems(objects)
+    assert any(p.startswith("StatefulSet/multinet-etcd container etcd") and words in p for p in problems), problems
+
+
+def test_kubernetes_etcd_check_takes_a_reachable_metrics_probe_and_catches_ipam_on_http() -> None:
+    objects = copy.deepcopy([obj for docs in k8s_objects().values() for obj in docs])
+    metrics_probe(objects, "http://0.0.0.0:2381")  # plaintext /health the kubelet can reach: etcd's other way
+    assert k8s_tls_problems(objects) == []
+    ipam = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "multinet-ipam")
+    args = ipam["spec"]["template"]["spec"]["containers"][0]["args"]
+    set_arg(args, "etcd:", "etcd:http://multinet-etcd.multinet-system.svc:2379")
+    assert any("multinet-ipam" in p and "--store etcd:http://" in p for p in k8s_tls_problems(objects))
 
 
 def test_kubernetes_check_catches_a_wrong_target_port() -> None:
