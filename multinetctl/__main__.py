@@ -7,7 +7,7 @@
   multinetctl delete KIND NAME        remove a network or an attachment definition
   multinetctl get KIND [-o json]      networks, attachments, pods, nodes, reservations
   multinetctl install-cni --bin-dir B --conf-dir C
-  multinetctl tls init DIR            a CA and certificate for mutual TLS on TCP (MULTINET_TLS_DIR=DIR)
+  multinetctl tls init DIR            a CA, DIR/services and DIR/nodes certificates for mutual TLS on TCP
   multinetctl lab ...                 a local N-node lab in network namespaces
 
 Every command accepts --state-dir DIR (or MULTINET_STATE_DIR) to address a separate instance."""
@@ -78,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("--server")
 
-    tls = sub.add_parser("tls", help="make the CA and certificate for mutual TLS between nodes and services")
+    tls = sub.add_parser("tls", help="make the CA and certificates for mutual TLS between nodes and services")
     tls_sub = tls.add_subparsers(dest="tls_command", required=True, metavar="SUBCOMMAND")
-    init = tls_sub.add_parser("init", help="write ca.crt, tls.crt, tls.key (point MULTINET_TLS_DIR at DIR)")
+    init = tls_sub.add_parser(
+        "init", help="write DIR/services and DIR/nodes, each ca.crt, tls.crt, tls.key (a component's MULTINET_TLS_DIR)"
+    )
     init.add_argument("dir", help="directory to write (created if missing)")
     init.add_argument("--days", type=int, default=365, help="validity (default 365)")
     init.add_argument("--force", action="store_true", help="replace existing files")
@@ -148,7 +150,12 @@ def tls_init(args: argparse.Namespace) -> int:
         print(f"multinetctl tls init: {exc}", file=sys.stderr)
         return 1
     print("\n".join(str(p) for p in written))
-    print(f"every node and service: {tls.ENV}={Path(args.dir).resolve()}", file=sys.stderr)
+    where = Path(args.dir).resolve()
+    print(
+        f"catalog, IPAM, etcd: {tls.ENV}={where / tls.SERVICES}; agents, CNI front doors, multinetctl: "
+        f"{tls.ENV}={where / tls.NODES}",
+        file=sys.stderr,
+    )
     return 0
 
 

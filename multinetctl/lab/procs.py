@@ -25,11 +25,15 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
 
-def env(lab: LabDir) -> dict[str, str]:
-    """The lab's processes' environment: this repository importable, the lab's TLS material (made at `up`)."""
+SERVICE_ROLES = frozenset({"catalog", "ipam"})
+
+
+def env(lab: LabDir, role: str = "") -> dict[str, str]:
+    """The lab's processes' environment: this repository importable, the lab's TLS material (made at `up`):
+    the services' certificate for the shared services, the nodes' (client only) for everything else."""
     path = os.environ.get("PYTHONPATH", "")
     made = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), str(REPO / "proto"), path) if p))
-    made[tls.ENV] = str(lab.tls_dir)
+    made[tls.ENV] = str(lab.tls_dir / (tls.SERVICES if role in SERVICE_ROLES else tls.NODES))
     return made
 
 
@@ -43,7 +47,7 @@ def spawn(lab: LabDir, state: LabState, netns: str, node: str, role: str, argv: 
             stdout=log,
             stderr=log,
             start_new_session=True,
-            env=env(lab),
+            env=env(lab, role),
             cwd=REPO,
         )
     info = ProcInfo(proc.pid, node, role, argv)

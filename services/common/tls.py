@@ -5,7 +5,10 @@ names a directory holding `ca.crt`, `tls.crt` and `tls.key` (the layout of a Kub
 CA), every listener requires a client certificate signed by that CA and every client checks the server's
 certificate against it. All multinet certificates carry one name, SERVER_NAME, which clients check instead of
 the address they dialled (services are reached by IP on the fabric). Without MULTINET_TLS_DIR, TCP is
-plaintext and every listener says so in its log. `multinetctl tls init DIR` makes a CA and a certificate."""
+plaintext and every listener says so in its log. `multinetctl tls init DIR` makes a CA and two certificates:
+DIR/services (catalog, IPAM, etcd: server and client use) and DIR/nodes (agents and CNI front doors: client use
+only, so a node's key cannot pose as a service to the other nodes); each directory is one component's
+MULTINET_TLS_DIR."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ EXPIRY_WARNING = datetime.timedelta(days=30)
 MAX_DAYS = 36500
 SERVER_NAME = "multinet"  # the DNS name in every certificate; clients verify it, not the address
 CA_FILE, CERT_FILE, KEY_FILE = "ca.crt", "tls.crt", "tls.key"
+SERVICES, NODES = "services", "nodes"  # the roles `generate` makes a certificate for
 
 
 class TlsError(Exception):
@@ -41,6 +45,7 @@ class Material:
     cert: bytes
     key: bytes
     directory: Path  # where they were read (the ssl module loads a certificate chain from files only)
+    serves: bool = True  # the certificate may be a server's (extended key usage serverAuth, or none given)
 
 
 def load(directory: str | Path) -> Material:
@@ -54,13 +59,15 @@ def load(directory: str | Path) -> Material:
             raw[name] = path.read_bytes()
         except OSError as exc:
             raise TlsError(f"{ENV}: cannot read {path}: {exc.strerror or exc}") from exc
-    _check(Path(directory), raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
-    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE], Path(directory))
+    serves = _check(Path(directory), raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
+    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE], Path(directory), serves)
 
 
-def _check(directory: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> None:
+def _check(directory: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> bool:
+    """Raises TlsError on what a handshake would refuse; returns whether the certificate may serve."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     def parse_cert(name: str, data: bytes) -> x509.Certificate:
         try:
@@ -95,6 +102,11 @@ def _check(directory: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> N
             )
         if c.not_valid_after_utc - now < EXPIRY_WARNING:
             log.warning("%s expires on %s: make new material and restart", directory / name, c.not_valid_after_utc)
+    try:
+        purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True  # no restriction
+    return ExtendedKeyUsageOID.SERVER_AUTH in purposes
 
 
 @functools.cache
@@ -134,9 +146,11 @@ def client_ssl_context(material: Material) -> ssl.SSLContext:
 
 
 def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path]:
-    """A new CA and one certificate for SERVER_NAME (server and client use, P-256), written to `directory`;
-    the key 0600. Refuses to overwrite existing files unless `force`. Returns the files written. The CA's key is
-    not kept: new material means a new CA, given to every component at once."""
+    """A new CA and a certificate per role, each in its own subdirectory with `ca.crt`, `tls.crt`, `tls.key`
+    (the key 0600): `services/` (catalog, IPAM, etcd: server and client use) and `nodes/` (agents, CNI front
+    doors: client use only, so a node's key cannot pose as a service). Both name SERVER_NAME; P-256. Refuses to
+    overwrite unless `force`. Returns the files written. The CA's key is not kept: new material means a new CA,
+    given to every component at once."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -144,8 +158,12 @@ def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path
 
     if not 1 <= days <= MAX_DAYS:
         raise TlsError(f"validity: {days} days, expected 1 to {MAX_DAYS}")
-    targets = [directory / n for n in (KEY_FILE, CERT_FILE, CA_FILE)]
-    if not force and any(t.exists() for t in targets):
+    roles = {
+        SERVICES: [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        NODES: [ExtendedKeyUsageOID.CLIENT_AUTH],
+    }
+    files = [directory / role / n for role in roles for n in (CA_FILE, CERT_FILE, KEY_FILE)]
+    if not force and any(f.exists() for f in files):
         raise TlsError(f"{directory} already holds TLS files (use --force to replace them)")
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
@@ -181,36 +199,31 @@ def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path
         .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name(SERVER_NAME))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage(sign_certs=False), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
     pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    directory.mkdir(parents=True, exist_ok=True)
-    for path, data, mode in (
-        (targets[0], key_pem, 0o600),
-        (targets[1], cert.public_bytes(pem), 0o644),
-        (targets[2], ca.public_bytes(pem), 0o644),
-    ):
-        _write_atomically(path, data, mode)
-    return [directory / n for n in (CA_FILE, CERT_FILE, KEY_FILE)]
+    for role, purposes in roles.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(f"{SERVER_NAME} {role}"))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(sign_certs=False), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        (directory / role).mkdir(parents=True, exist_ok=True)
+        _write_atomically(directory / role / KEY_FILE, key_pem, 0o600)
+        _write_atomically(directory / role / CERT_FILE, cert.public_bytes(pem), 0o644)
+        _write_atomically(directory / role / CA_FILE, ca.public_bytes(pem), 0o644)
+    return files
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:

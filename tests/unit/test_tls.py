@@ -28,10 +28,16 @@ def _echo_server(server: grpc.aio.Server) -> None:
     server.add_generic_rpc_handlers((handler,))
 
 
+def _make(root: Path, role: str = tls.SERVICES) -> Path:
+    """New material under `root`; the directory of `role`'s."""
+    tls.generate(root)
+    return root / role
+
+
 @pytest.fixture
 def tls_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    directory = tmp_path / "tls"
-    tls.generate(directory)
+    """This process holds the services' material (it listens); the nodes' is beside it."""
+    directory = _make(tmp_path / "tls")
     monkeypatch.setenv(tls.ENV, str(directory))
     tls.configured.cache_clear()
     yield directory
@@ -81,8 +87,7 @@ async def _refused(channel: grpc.aio.Channel) -> bool:
 
 
 async def test_tcp_listener_takes_only_clients_with_a_certificate_from_its_ca(tls_env: Path, tmp_path: Path) -> None:
-    other = tmp_path / "other"
-    tls.generate(other)
+    other = _make(tmp_path / "other")
     port = _free_port()
     server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
     try:
@@ -93,16 +98,40 @@ async def test_tcp_listener_takes_only_clients_with_a_certificate_from_its_ca(tl
         assert await _refused(_tls_channel(port, other, ca=tls_env / "ca.crt"))  # another CA's certificate
         async with _tls_channel(port, tls_env) as channel:  # the hand-built client itself is sound
             assert await _call(channel) == b"ping"
+        async with _tls_channel(port, tls_env.parent / tls.NODES) as channel:  # a node's certificate: a client's
+            assert await _call(channel) == b"ping"
     finally:
         await server.stop(None)
+
+
+async def test_a_nodes_certificate_can_neither_listen_nor_pose_as_a_service(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    nodes = _make(tmp_path / "tls", tls.NODES)
+    _use(monkeypatch, nodes)
+    try:
+        with pytest.raises(tls.TlsError, match="client-only certificate"):
+            await rpc.start_server([_echo_server], [f"127.0.0.1:{_free_port()}"])
+        # a server made by hand with a node's key (what a compromised node could run): multinet's clients refuse
+        # it, as its certificate is not for servers (extended key usage), although the CA and the name are right
+        port = _free_port()
+        rogue = grpc.aio.server()
+        _echo_server(rogue)
+        material = tls.load(nodes)
+        rogue.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials([(material.key, material.cert)]))
+        await rogue.start()
+        try:
+            assert await _refused(rpc.channel(f"127.0.0.1:{port}"))
+        finally:
+            await rogue.stop(None)
+    finally:
+        tls.configured.cache_clear()
 
 
 async def test_rpc_channel_refuses_a_server_whose_certificate_another_ca_signed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
-    tls.generate(mine)
-    tls.generate(theirs)
+    mine, theirs = _make(tmp_path / "mine"), _make(tmp_path / "theirs")
     _use(monkeypatch, theirs)
     port = _free_port()
     server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
@@ -130,9 +159,7 @@ async def test_without_tls_dir_tcp_is_plaintext_and_logged(
 
 
 def test_unusable_material_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    good, other = tmp_path / "good", tmp_path / "other"
-    tls.generate(good)
-    tls.generate(other)
+    good, other = _make(tmp_path / "good"), _make(tmp_path / "other")
     with pytest.raises(tls.TlsError, match=r"cannot read .*/ca\.crt"):
         tls.load(tmp_path)
 
@@ -152,24 +179,34 @@ def test_unusable_material_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     with pytest.raises(tls.TlsError, match=r"tls\.crt is not signed by .*ca\.crt"):
         tls.load(broken("wrong_ca", "ca.crt", other))
     monkeypatch.setattr(tls, "SERVER_NAME", "someone-else")
-    tls.generate(tmp_path / "named")
+    named = _make(tmp_path / "named")
     monkeypatch.undo()
     with pytest.raises(tls.TlsError, match="does not name 'multinet'"):
-        tls.load(tmp_path / "named")
+        tls.load(named)
     assert tls.load(good).ca == (good / "ca.crt").read_bytes()
 
 
 def test_generated_certificate_passes_strict_x509_verification(tmp_path: Path) -> None:
     """RFC 5280 profile (what Python 3.13's default ssl context and cryptography's verifier enforce): key
-    identifiers, key usage, the name."""
+    identifiers, key usage, the name; and the roles: the services' certificate serves, the nodes' only as a client."""
     from cryptography import x509
-    from cryptography.x509.verification import PolicyBuilder, Store
+    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
     tls.generate(tmp_path)
-    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
-    cert = x509.load_pem_x509_certificate((tmp_path / "tls.crt").read_bytes())
-    chain = PolicyBuilder().store(Store([ca])).build_server_verifier(x509.DNSName(tls.SERVER_NAME)).verify(cert, [])
-    assert chain[-1] == ca
+
+    def cert(role: str, name: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((tmp_path / role / name).read_bytes())
+
+    ca = cert(tls.SERVICES, "ca.crt")
+    assert cert(tls.NODES, "ca.crt") == ca
+    policy = PolicyBuilder().store(Store([ca]))
+    server = policy.build_server_verifier(x509.DNSName(tls.SERVER_NAME))
+    assert server.verify(cert(tls.SERVICES, "tls.crt"), [])[-1] == ca
+    assert policy.build_client_verifier().verify(cert(tls.NODES, "tls.crt"), []).chain[-1] == ca
+    assert policy.build_client_verifier().verify(cert(tls.SERVICES, "tls.crt"), []).chain[-1] == ca
+    with pytest.raises(VerificationError):
+        server.verify(cert(tls.NODES, "tls.crt"), [])
+    assert tls.load(tmp_path / tls.SERVICES).serves and not tls.load(tmp_path / tls.NODES).serves
 
 
 def test_generate_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
@@ -180,8 +217,10 @@ def test_generate_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in first] == before
     tls.generate(tmp_path, force=True)
     assert [p.read_bytes() for p in first] != before
-    assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]  # no temporary left
+    assert len(first) == 6 and all(p.exists() for p in first)
+    for role in (tls.SERVICES, tls.NODES):
+        assert (tmp_path / role / "tls.key").stat().st_mode & 0o777 == 0o600
+        assert sorted(p.name for p in (tmp_path / role).iterdir()) == ["ca.crt", "tls.crt", "tls.key"]  # no temp
     with pytest.raises(tls.TlsError, match="validity"):
         tls.generate(tmp_path / "x", days=tls.MAX_DAYS + 1)
 
@@ -207,9 +246,11 @@ def test_multinetctl_tls_init(tmp_path: Path) -> None:
     target = str(tmp_path / "t")
     made = ctl("tls", "init", target, tls_dir=target)  # already exported, as the command advises: still works
     assert made.returncode == 0, made.stderr
-    assert made.stdout.split() == [str(tmp_path / "t" / n) for n in ("ca.crt", "tls.crt", "tls.key")]
-    assert f"{tls.ENV}=" in made.stderr
-    tls.load(tmp_path / "t")
+    assert made.stdout.split() == [
+        str(tmp_path / "t" / role / n) for role in ("services", "nodes") for n in ("ca.crt", "tls.crt", "tls.key")
+    ]
+    assert f"{tls.ENV}={tmp_path / 't' / 'nodes'}" in made.stderr
+    assert tls.load(tmp_path / "t" / "services").serves and not tls.load(tmp_path / "t" / "nodes").serves
     again = ctl("tls", "init", target)
     assert again.returncode == 1 and "--force" in again.stderr
     assert ctl("tls", "init", str(tmp_path / "u"), "--days", "0").returncode == 2

@@ -23,8 +23,8 @@ RANGE = {"range": "10.0.0.0/24"}
 
 @pytest.fixture
 def material(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> Iterator[Path]:
-    directory = workdir / "tls"
-    tls.generate(directory)
+    tls.generate(workdir / "tls")
+    directory = workdir / "tls" / tls.SERVICES  # IPAM's and etcd's role
     monkeypatch.setenv(tls.ENV, str(directory))
     tls.configured.cache_clear()
     yield directory
@@ -49,8 +49,8 @@ async def test_allocations_go_to_etcd_over_mutual_tls(secure_etcd: EtcdServer, w
 async def test_etcd_refuses_plaintext_and_certificates_of_another_ca(
     secure_etcd: EtcdServer, material: Path, workdir: Path
 ) -> None:
-    other = workdir / "other"
-    tls.generate(other)
+    tls.generate(workdir / "other")
+    other = workdir / "other" / tls.SERVICES
     port = secure_etcd.client_url.rsplit(":", 1)[1]
     attempts = {
         "plaintext": EtcdClient([f"http://127.0.0.1:{port}"], timeout=2),

@@ -59,13 +59,16 @@ def test_up_reports_what_it_made_and_ps_lists_processes(lab: Lab) -> None:
 def test_services_on_the_fabric_take_only_mutual_tls_from_the_labs_own_ca(lab: Lab, tmp_path: Path) -> None:
     """The agents and front doors reach catalog and IPAM over TCP on the fabric (the lab works: the other tests);
     a client on a node without the lab's certificate gets nothing: plaintext, TLS without a client certificate,
-    and a certificate from another CA are all refused."""
+    and a certificate from another CA are all refused. The nodes hold the nodes' (client-only) certificate."""
     summary = lab.up(nodes=1)
     target = f"{summary['fabric']['services']}:{CATALOG_PORT}"
-    mine = lab.state_dir / "tls"
+    mine = lab.state_dir / "tls" / tls.NODES
     assert (mine / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert not tls.load(mine).serves and tls.load(lab.state_dir / "tls" / tls.SERVICES).serves
+    agent = next(p["pid"] for p in summary["processes"] if p["role"] == "agent")
+    assert f"{tls.ENV}={mine}".encode() in Path(f"/proc/{agent}/environ").read_bytes().split(b"\0")
     tls.generate(tmp_path / "other")
-    other = tmp_path / "other"
+    other = tmp_path / "other" / tls.NODES
 
     def dial(*opts: str) -> str:
         out = sh(f"ip netns exec {lab.node_netns('node1')} {sys.executable} {DIAL} {target} {' '.join(opts)}")
