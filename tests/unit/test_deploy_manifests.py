@@ -8,13 +8,19 @@ deploy/kubernetes/*.yaml and deploy/Dockerfile.
   port, the Service and its targetPort, or a shared directory; the CNI socket is where the `multinet`
   executable on the host looks for it.
 - No hop over TCP is plaintext: every multinet container whose arguments name a TCP listener or target
-  (host:port, or an etcd store) has MULTINET_TLS_DIR, and that directory is a read-only mount of the
-  `multinet-tls` Secret (Kubernetes, owner-only mode) or of the `multinet-tls` volume that compose's one-shot
-  `tls-init` fills; every compose service using that volume waits for `tls-init` to complete, and `tls-init`'s
-  script is run twice here to show it creates the material once and then leaves it alone.
+  (host:port, or an etcd store) has MULTINET_TLS_DIR, and that directory is a read-only mount of its role's
+  material (`multinetctl tls init DIR` writes DIR/services and DIR/nodes): the services material (server and
+  client certificate) for the catalog, IPAM and etcd, the nodes material (client only) for everything else
+  (agents, CNI front doors, install-cni, the CLI). In Kubernetes that is the Secret `multinet-tls-services` or
+  `multinet-tls-nodes` (exactly the three files, owner-only mode); in compose, where the one-shot `tls-init` puts
+  DIR/ROLE (a named volume, or a path in one). No other container is given the services material: compose mounts
+  no volume holding it into a node container; no node container mounts the services' Secret (secret or projected
+  volume), takes a variable from it, or runs in a pod declaring it. Every compose service using the material
+  waits for `tls-init` to complete, and `tls-init`'s script is run here to show it creates the material once and
+  then leaves it alone, and makes a whole new set when part of it is missing.
 - IPAM's store is etcd over mutual TLS: every `--store etcd:` URL is https, and every etcd serves https clients
   only (client and advertised URLs), requires client certificates (--client-cert-auth) and takes its CA,
-  certificate and key from that same read-only mount of the multinet material; its compose healthcheck and its
+  certificate and key from that same read-only mount of the services material; its compose healthcheck and its
   Kubernetes probes still pass such an etcd (etcdctl with that CA, certificate and key over https, skipping the
   server check only on loopback; no httpGet the kubelet would send without a client certificate). etcd's peer
   URLs are not checked: they stay plain HTTP (one member in compose; the shared certificate cannot serve peers).
@@ -60,9 +66,12 @@ IMAGE_PREFIX = "multinet:"
 NAMESPACE = "multinet-system"
 CNI_SOCKET = str(DEFAULT_RUN_DIR / "cni.sock")  # what install-cni writes in conflists; the shim's default
 CNI_HOST_DIRS = {"--bin-dir": "/opt/cni/bin", "--conf-dir": "/etc/cni/net.d"}
-TLS_SECRET = "multinet-tls"  # the Kubernetes Secret, and compose's named volume, holding the TLS material
+# role (`tls init DIR` writes DIR/ROLE) -> the Kubernetes Secret, and compose's named volume, holding its material
+TLS_MATERIAL = {tls.SERVICES: "multinet-tls-services", tls.NODES: "multinet-tls-nodes"}
+TLS_SERVICES, TLS_NODES = TLS_MATERIAL[tls.SERVICES], TLS_MATERIAL[tls.NODES]
+SERVICE_KINDS = frozenset({"catalog", "ipam", "etcd"})  # they serve TCP: the services material; the rest: nodes'
 TLS_FILES = (tls.CA_FILE, tls.CERT_FILE, tls.KEY_FILE)
-TLS_INIT = "tls-init"  # compose's one-shot service that writes the material into that volume
+TLS_INIT = "tls-init"  # compose's one-shot service that writes the material into those volumes
 # etcd's and etcdctl's flags naming the CA, the certificate and the key: each must be that file of the material
 ETCD_MATERIAL = {"--trusted-ca-file": tls.CA_FILE, "--cert-file": tls.CERT_FILE, "--key-file": tls.KEY_FILE}
 # Boolean flags of etcd and etcdctl (Go flags: a boolean never takes the next token as its value)
@@ -87,10 +96,17 @@ REFERENCES = {
 }
 Address = tuple[str, str | int]  # ("unix", path) or (host, port)
 Doc = dict[str, Any]
+Location = tuple[str, str]  # (compose named volume, path inside it; "" for its root)
 
 
 def load_yaml(path: Path) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def tls_role(kinds: set[str]) -> str:
+    """The material a container is to be given: the services' (server and client certificate) if it is the
+    catalog, IPAM or etcd, else the nodes' (client only): agents, CNI front doors, install-cni, the CLI, others."""
+    return tls.SERVICES if kinds & SERVICE_KINDS else tls.NODES
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -305,18 +321,30 @@ class ComposeService:
             env = dict(str(item).partition("=")[::2] for item in env)
         return {str(k): interpolate(str(v)) for k, v in env.items()}
 
-    def named_volumes(self) -> dict[str, tuple[str, bool]]:
-        """container path -> (named volume, read-only) of its named-volume mounts."""
-        found: dict[str, tuple[str, bool]] = {}
+    def named_volumes(self) -> dict[str, tuple[Location, bool]]:
+        """container path -> ((named volume, path inside it), read-only) of its named-volume mounts; the path is
+        "" but with the long syntax's `volume: {subpath: P}`."""
+        found: dict[str, tuple[Location, bool]] = {}
         for volume in self.spec.get("volumes", []):
             if isinstance(volume, str):
                 source, _, rest = volume.partition(":")
                 target, _, mode = rest.partition(":")
                 if source and not source.startswith(("/", ".", "~")):
-                    found[target] = (source, "ro" in mode.split(","))
+                    found[target] = ((source, ""), "ro" in mode.split(","))
             elif volume.get("type") == "volume":
-                found[volume["target"]] = (volume.get("source", ""), bool(volume.get("read_only")))
+                subpath = inner_path(str((volume.get("volume") or {}).get("subpath", "")))
+                found[volume["target"]] = ((volume.get("source", ""), subpath), bool(volume.get("read_only")))
         return found
+
+    def volume_at(self, path: str) -> tuple[Location, bool] | None:
+        """Where `path` in this container is in the named volumes, through the deepest mount holding it, and
+        whether that mount is read-only; None if it is in no named volume."""
+        best: tuple[PurePosixPath, tuple[Location, bool]] | None = None
+        for target, ((volume, subpath), read_only) in self.named_volumes().items():
+            mount, wanted = PurePosixPath(target), PurePosixPath(path)
+            if wanted.is_relative_to(mount) and (best is None or len(mount.parts) > len(best[0].parts)):
+                best = (mount, ((volume, inner_path(subpath, *wanted.relative_to(mount).parts)), read_only))
+        return best[1] if best else None
 
     @property
     def kinds(self) -> set[str]:
@@ -348,6 +376,22 @@ class ComposeService:
 
 def compose_services(doc: Doc) -> dict[str, ComposeService]:
     return {name: ComposeService(name, spec) for name, spec in doc["services"].items()}
+
+
+def inner_path(*parts: str) -> str:
+    """A path inside a named volume, normalised: no leading or trailing slash, "" for the volume's root."""
+    return "/".join(part for p in parts for part in PurePosixPath(p).parts if part not in ("/", "."))
+
+
+def overlaps(a: Location, b: Location) -> bool:
+    """Whether one of two places in the named volumes holds the other: a mount of either shows (some of) both."""
+    pa, pb = PurePosixPath("/", a[1]), PurePosixPath("/", b[1])
+    return a[0] == b[0] and (pa.is_relative_to(pb) or pb.is_relative_to(pa))
+
+
+def describe(location: Location) -> str:
+    volume, path = location
+    return f"volume {volume}" + (f" path {path}" if path else "")
 
 
 def compose_reach(services: dict[str, ComposeService], src: ComposeService, addr: Address) -> list[str]:
@@ -547,10 +591,46 @@ def tls_init_dir(script: str) -> str | None:
     return str(namespace.dir)
 
 
-def compose_mount_problems(svc: ComposeService, what: str, directory: str) -> list[str]:
-    if svc.named_volumes().get(directory) != (TLS_SECRET, True):
-        return [f"{what} is not a read-only mount of volume {TLS_SECRET}"]
-    return []
+def compose_material(init: ComposeService) -> tuple[dict[str, Location], list[str]]:
+    """role -> where tls-init's `multinetctl tls init DIR` leaves that role's material (DIR/ROLE: a named volume
+    and the path in it), and the problems with that."""
+    where = f"docker-compose.yml services.{TLS_INIT}"
+    directory = tls_init_dir(tls_init_script(init))
+    if directory is None:
+        return {}, [f"{where}: does not run `multinetctl tls init DIR`"]
+    material: dict[str, Location] = {}
+    problems = []
+    for role in TLS_MATERIAL:
+        written = init.volume_at(f"{directory}/{role}")
+        if written is None or written[1]:
+            problems.append(f"{where}: {directory}/{role} is not in a writable named volume: no {role} material")
+        else:
+            material[role] = written[0]
+    if len(material) == len(TLS_MATERIAL) and overlaps(*material.values()):
+        problems.append(f"{where}: the {' and '.join(TLS_MATERIAL)} material share one place ({material})")
+    return material, problems
+
+
+def compose_mount_problems(svc: ComposeService, material: dict[str, Location], what: str, directory: str) -> list[str]:
+    """`directory` is a read-only mount of the material of svc's role."""
+    role = tls_role(svc.kinds)
+    wanted = material.get(role)
+    if wanted is not None and svc.volume_at(directory) != (wanted, True):
+        return [f"{what} is not a read-only mount of {TLS_INIT}'s {role} material ({describe(wanted)})"]
+    return []  # (no such material: tls-init's problem says so)
+
+
+def compose_exposure_problems(svc: ComposeService, material: dict[str, Location]) -> list[str]:
+    """Only the services (catalog, IPAM, etcd) mount a volume, or a path in one, holding the services material."""
+    services = material.get(tls.SERVICES)
+    if services is None or tls_role(svc.kinds) == tls.SERVICES:
+        return []
+    return [
+        f"docker-compose.yml services.{svc.name}: {describe(location)} at {target} holds the {tls.SERVICES} "
+        f"material, in a {tls.NODES} container"
+        for target, (location, _) in sorted(svc.named_volumes().items())
+        if overlaps(location, services)
+    ]
 
 
 def compose_healthcheck(svc: ComposeService) -> list[str]:
@@ -565,28 +645,25 @@ def compose_healthcheck(svc: ComposeService) -> list[str]:
     return []
 
 
-def compose_etcd_problems(svc: ComposeService) -> list[str]:
+def compose_etcd_problems(svc: ComposeService, material: dict[str, Location]) -> list[str]:
     where = f"docker-compose.yml services.{svc.name}"
-    problems = etcd_tls_problems(where, svc.argv, lambda what, d: compose_mount_problems(svc, what, d))
+    problems = etcd_tls_problems(where, svc.argv, lambda what, d: compose_mount_problems(svc, material, what, d))
     return problems + etcdctl_problems(f"{where} healthcheck", compose_healthcheck(svc), svc.argv)
 
 
 def compose_tls_problems(doc: Doc) -> list[str]:
     services = compose_services(doc)
     init = services.get(TLS_INIT)
-    problems = [f"docker-compose.yml: no service {TLS_INIT} makes the TLS material"] if init is None else []
-    if init is not None:
-        where = f"docker-compose.yml services.{TLS_INIT}"
-        directory = tls_init_dir(tls_init_script(init))
-        written = init.named_volumes().get(directory or "")
-        if directory is None or written is None or written[1]:
-            problems.append(f"{where}: does not run `multinetctl tls init DIR` into a writable named volume at DIR")
-        elif written[0] != TLS_SECRET:
-            problems.append(f"{where}: writes into volume {written[0]}, not {TLS_SECRET}")
+    material: dict[str, Location] = {}
+    if init is None:
+        problems = [f"docker-compose.yml: no service {TLS_INIT} makes the TLS material"]
+    else:
+        material, problems = compose_material(init)
         if str(init.spec.get("restart")) != "no":
+            where = f"docker-compose.yml services.{TLS_INIT}"
             problems.append(f'{where}: restart must be "no" for a one-shot that others wait to complete')
     for svc in services.values():
-        uses_material = any(volume == TLS_SECRET for volume, _ in svc.named_volumes().values())
+        uses_material = any(overlaps(v, m) for v, _ in svc.named_volumes().values() for m in material.values())
         if svc.name == TLS_INIT or not (svc.multinet_image or uses_material or "etcd" in svc.kinds):
             continue
         where = f"docker-compose.yml services.{svc.name}"
@@ -594,8 +671,9 @@ def compose_tls_problems(doc: Doc) -> list[str]:
         condition = depends.get(TLS_INIT, {}).get("condition") if isinstance(depends, dict) else None
         if condition != "service_completed_successfully":
             problems.append(f"{where}: does not wait for {TLS_INIT} (condition: service_completed_successfully)")
+        problems += compose_exposure_problems(svc, material)
         if "etcd" in svc.kinds:
-            problems += compose_etcd_problems(svc)
+            problems += compose_etcd_problems(svc, material)
         endpoints = tcp_values(svc.command) if svc.command else []
         if not endpoints:
             continue
@@ -604,27 +682,61 @@ def compose_tls_problems(doc: Doc) -> list[str]:
         if not tls_dir:
             problems.append(f"{where}: {endpoints} over TCP without {tls.ENV}")
         else:
-            problems += compose_mount_problems(svc, f"{where}: {tls.ENV}={tls_dir}", tls_dir)
+            problems += compose_mount_problems(svc, material, f"{where}: {tls.ENV}={tls_dir}", tls_dir)
     return problems
 
 
 def k8s_secret_problems(c: Container, what: str, directory: str) -> list[str]:
-    """The multinet material at `directory` in this container: the Secret, read-only, exactly its three files,
-    readable by their owner only."""
+    """The material of c's role at `directory` in this container: that role's Secret, read-only, exactly its
+    three files, readable by their owner only."""
+    role = tls_role(c.kinds)
+    name = TLS_MATERIAL[role]
     volume = c.mount(directory)
     secret = (volume or {}).get("secret", {})
     mount: Doc = next((m for m in c.spec.get("volumeMounts", []) if m["mountPath"] == directory), {})
-    if secret.get("secretName") != TLS_SECRET or "subPath" in mount:
-        return [f"{what} is not a mount of the Secret {TLS_SECRET}"]
+    if secret.get("secretName") != name or "subPath" in mount:
+        return [f"{what} is not a mount of the Secret {name} (the {role} material)"]
     problems = []
     if not mount.get("readOnly"):
-        problems.append(f"{c.where}: the Secret {TLS_SECRET} at {directory} is not mounted readOnly")
+        problems.append(f"{c.where}: the Secret {name} at {directory} is not mounted readOnly")
     items = secret.get("items")
     if items is not None and sorted((i["key"], i["path"]) for i in items) != sorted((f, f) for f in TLS_FILES):
-        problems.append(f"{c.where}: Secret {TLS_SECRET} items {items} are not {list(TLS_FILES)}")
+        problems.append(f"{c.where}: Secret {name} items {items} are not {list(TLS_FILES)}")
     modes = [secret.get("defaultMode", 0o644), *(i["mode"] for i in items or [] if "mode" in i)]
     if any(mode & 0o077 for mode in modes):
-        problems.append(f"{c.where}: Secret {TLS_SECRET} files readable beyond their owner (modes {modes})")
+        problems.append(f"{c.where}: Secret {name} files readable beyond their owner (modes {modes})")
+    return problems
+
+
+def secret_names(volume: Doc | None) -> set[str]:
+    """The Secrets a pod volume shows: a `secret` volume's, a `projected` volume's secret sources."""
+    if volume is None:
+        return set()
+    names = {(volume.get("secret") or {}).get("secretName")}
+    names |= {(s.get("secret") or {}).get("name") for s in (volume.get("projected") or {}).get("sources", [])}
+    return {str(n) for n in names if n}
+
+
+def k8s_exposure_problems(c: Container) -> list[str]:
+    """Only the services (catalog, IPAM, etcd) are given the services' Secret. Any other container mounts no
+    volume showing it, takes no variable from it, and runs in no pod declaring such a volume (the kubelet would
+    put its files on every node that pod runs on)."""
+    if tls_role(c.kinds) == tls.SERVICES:
+        return []
+    problems = []
+    said = f"the Secret {TLS_SERVICES} ({tls.SERVICES} material), in a {tls.NODES} container"
+    for volume in c.pod["spec"].get("volumes", []):
+        if TLS_SERVICES in secret_names(volume):
+            problems.append(f"{c.where}: its pod declares volume {volume['name']}: {said}")
+    for m in c.spec.get("volumeMounts", []):
+        if TLS_SERVICES in secret_names(c.mount(m["mountPath"])):
+            problems.append(f"{c.where}: mounts {m['name']} at {m['mountPath']}: {said}")
+    for e in c.spec.get("env", []):
+        if ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == TLS_SERVICES:
+            problems.append(f"{c.where}: env {e['name']} from {said}")
+    for e in c.spec.get("envFrom", []):
+        if (e.get("secretRef") or {}).get("name") == TLS_SERVICES:
+            problems.append(f"{c.where}: envFrom {said}")
     return problems
 
 
@@ -659,6 +771,7 @@ def k8s_etcd_problems(c: Container) -> list[str]:
 def k8s_tls_problems(objects: Sequence[Doc]) -> list[str]:
     problems: list[str] = []
     for c in k8s_containers(objects):
+        problems += k8s_exposure_problems(c)
         if "etcd" in c.kinds:
             problems += k8s_etcd_problems(c)
         endpoints = tcp_values(c.command) if c.command else []
@@ -941,11 +1054,39 @@ def test_kubernetes_objects_are_consistent() -> None:
     assert k8s_object_problems(k8s_objects()) == []
 
 
+SERVICE_CONTAINERS = {"etcd", "netmgr", "ipam-1", "ipam-2"}  # compose: the services material
+NODE_CONTAINERS = {"node-agent", "node-cni", "install-cni", "multinetctl"}  # compose: the nodes material
+
+
 def test_compose_uses_mutual_tls() -> None:
     doc = load_yaml(COMPOSE_FILE)[0]
     assert compose_tls_problems(doc) == []
-    tcp = {s.name for s in compose_services(doc).values() if s.command and tcp_values(s.command)}
+    services = compose_services(doc)
+    tcp = {s.name for s in services.values() if s.command and tcp_values(s.command)}
     assert tcp == {"netmgr", "ipam-1", "ipam-2", "node-agent", "node-cni", "install-cni", "multinetctl"}
+
+
+def test_compose_gives_each_role_its_own_material() -> None:
+    """tls-init's two directories are two volumes; the services get one, the node containers the other, and
+    nothing else of the material (no volume holding the services material is mounted into a node container)."""
+    services = compose_services(load_yaml(COMPOSE_FILE)[0])
+    material, problems = compose_material(services[TLS_INIT])
+    assert problems == []
+    assert material == {tls.SERVICES: (TLS_SERVICES, ""), tls.NODES: (TLS_NODES, "")}
+    assert {s.name for s in services.values() if tls_role(s.kinds) == tls.SERVICES} == SERVICE_CONTAINERS
+    volumes = {TLS_SERVICES, TLS_NODES}
+    given = {
+        name: {location for location, _ in services[name].named_volumes().values() if location[0] in volumes}
+        for name in SERVICE_CONTAINERS | NODE_CONTAINERS
+    }
+    assert given == {name: {(TLS_SERVICES, "")} for name in SERVICE_CONTAINERS} | {
+        name: {(TLS_NODES, "")} for name in NODE_CONTAINERS
+    }
+    for name in SERVICE_CONTAINERS | NODE_CONTAINERS:
+        role = tls.SERVICES if name in SERVICE_CONTAINERS else tls.NODES
+        assert services[name].volume_at("/etc/multinet/tls") == ((TLS_MATERIAL[role], ""), True), name
+        if services[name].command is not None:
+            assert services[name].environment()[tls.ENV] == "/etc/multinet/tls", name
 
 
 def test_kubernetes_uses_mutual_tls() -> None:
@@ -953,6 +1094,26 @@ def test_kubernetes_uses_mutual_tls() -> None:
     assert k8s_tls_problems(objects) == []
     tcp = {c.where for c in k8s_containers(objects) if c.command and tcp_values(c.command)}
     assert len(tcp) == 5, tcp  # netmgr (catalog), ipam, and the node's install-cni, agent and netmgr (cni)
+
+
+def test_kubernetes_gives_each_role_its_own_secret() -> None:
+    """Each container's /etc/multinet/tls is its role's Secret; the node pods do not even declare the services'."""
+    objects = [obj for docs in k8s_objects().values() for obj in docs]
+    containers = k8s_containers(objects)
+    given = {c.where: secret_names(c.mount("/etc/multinet/tls")) for c in containers}
+    assert given == {
+        "StatefulSet/multinet-etcd container etcd": {TLS_SERVICES},
+        "Deployment/multinet-netmgr container netmgr": {TLS_SERVICES},
+        "Deployment/multinet-ipam container ipam": {TLS_SERVICES},
+        "DaemonSet/multinet-node initContainer install-cni": {TLS_NODES},
+        "DaemonSet/multinet-node container agent": {TLS_NODES},
+        "DaemonSet/multinet-node container netmgr": {TLS_NODES},
+    }
+    assert {c.where for c in containers if tls_role(c.kinds) == tls.SERVICES} == {
+        where for where, names in given.items() if names == {TLS_SERVICES}
+    }
+    node_pods = [c.pod for c in containers if tls_role(c.kinds) == tls.NODES]
+    assert [v for pod in node_pods for v in pod["spec"]["volumes"] if TLS_SERVICES in secret_names(v)] == []
 
 
 def test_ipam_stores_are_etcd_over_https() -> None:
@@ -964,10 +1125,14 @@ def test_ipam_stores_are_etcd_over_https() -> None:
 
 
 def test_compose_etcd_requires_multinet_client_certificates() -> None:
-    (etcd,) = [s for s in compose_services(load_yaml(COMPOSE_FILE)[0]).values() if "etcd" in s.kinds]
-    assert compose_etcd_problems(etcd) == []
+    services = compose_services(load_yaml(COMPOSE_FILE)[0])
+    (etcd,) = [s for s in services.values() if "etcd" in s.kinds]
+    material, _ = compose_material(services[TLS_INIT])
+    assert compose_etcd_problems(etcd, material) == []
     assert etcd.spec["depends_on"][TLS_INIT] == {"condition": "service_completed_successfully"}
-    assert etcd.named_volumes()["/etc/multinet/tls"] == (TLS_SECRET, True)
+    assert etcd.volume_at("/etc/multinet/tls") == ((TLS_SERVICES, ""), True)
+    assert go_flags(etcd.argv)["--cert-file"] == "/etc/multinet/tls/tls.crt"
+    assert go_flags(compose_healthcheck(etcd)[1:])["--cert"] == "/etc/multinet/tls/tls.crt"
 
 
 def test_kubernetes_etcd_requires_multinet_client_certificates() -> None:
@@ -975,11 +1140,13 @@ def test_kubernetes_etcd_requires_multinet_client_certificates() -> None:
     (etcd,) = [c for c in k8s_containers(objects) if "etcd" in c.kinds]
     assert k8s_etcd_problems(etcd) == []
     assert k8s_secret_problems(etcd, etcd.where, "/etc/multinet/tls") == []
+    assert secret_names(etcd.mount("/etc/multinet/tls")) == {TLS_SERVICES}
 
 
 def test_compose_tls_init_makes_the_material_once(tmp_path: Path) -> None:
     """tls-init's script, run here as compose would run it (its directory and interpreter substituted): the first
-    run makes usable material, a second leaves it untouched and succeeds, an incomplete set is made whole again."""
+    run makes usable material for both roles (the services certificate serves, the nodes one does not; one CA), a
+    second leaves it untouched and succeeds, a set missing a file of either role is replaced by a whole new one."""
     script = tls_init_script(compose_services(load_yaml(COMPOSE_FILE)[0])[TLS_INIT])
     directory = tls_init_dir(script)
     assert directory is not None
@@ -992,14 +1159,18 @@ def test_compose_tls_init_makes_the_material_once(tmp_path: Path) -> None:
     def run() -> dict[str, bytes]:
         proc = subprocess.run(["sh", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, f"{TLS_INIT} failed: {proc.stderr}"
-        tls.load(target)  # all three files there and PEM
-        return {name: (target / name).read_bytes() for name in TLS_FILES}
+        services, nodes = tls.load(target / tls.SERVICES), tls.load(target / tls.NODES)  # all six files, usable
+        assert services.serves and not nodes.serves and services.ca == nodes.ca
+        return {f"{role}/{name}": (target / role / name).read_bytes() for role in TLS_MATERIAL for name in TLS_FILES}
 
     first = run()
     assert run() == first
-    (target / tls.KEY_FILE).unlink()
-    again = run()
-    assert again[tls.CA_FILE] != first[tls.CA_FILE]  # a new, consistent set rather than a key without its cert
+    for role, name in ((tls.NODES, tls.KEY_FILE), (tls.SERVICES, tls.CA_FILE)):
+        (target / role / name).unlink()
+        again = run()
+        assert all(again[key] != first[key] for key in first if not key.endswith(tls.CA_FILE)), role  # new keys
+        assert again[f"{tls.SERVICES}/{tls.CA_FILE}"] != first[f"{tls.SERVICES}/{tls.CA_FILE}"], role  # new CA
+        first = again
 
 
 def test_compose_and_kubernetes_run_the_same_image() -> None:
@@ -1130,7 +1301,7 @@ def test_kubernetes_tls_check_catches_plaintext_and_a_loose_secret() -> None:
     other_secret = copy.deepcopy(objects)
     volumes = next(o for o in other_secret if o["kind"] == "Deployment")["spec"]["template"]["spec"]["volumes"]
     next(v for v in volumes if "secret" in v)["secret"]["secretName"] = "other"
-    assert any(TLS_SECRET in p for p in k8s_tls_problems(other_secret))
+    assert any(f"is not a mount of the Secret {TLS_SERVICES}" in p for p in k8s_tls_problems(other_secret))
 
 
 def set_arg(argv: list[Any], prefix: str, new: str | None) -> None:
@@ -1140,6 +1311,219 @@ def set_arg(argv: list[Any], prefix: str, new: str | None) -> None:
         del argv[i]
     else:
         argv[i] = new
+
+
+def compose_volumes(doc: Doc, service: str) -> list[Any]:
+    """A compose service's own volume list (ipam-2 shares ipam-1's through the YAML merge key: copy it first)."""
+    spec = doc["services"][service]
+    spec["volumes"] = list(spec.get("volumes", []))
+    volumes: list[Any] = spec["volumes"]
+    return volumes
+
+
+def given_material(doc: Doc, service: str, volume: str) -> None:
+    """The service's material at /etc/multinet/tls becomes `volume`."""
+    set_arg(compose_volumes(doc, service), "multinet-tls-", f"{volume}:/etc/multinet/tls:ro")
+
+
+NODES_MATERIAL_PROBLEM = f"is not a read-only mount of {TLS_INIT}'s {tls.NODES} material"
+SERVICES_MATERIAL_PROBLEM = f"is not a read-only mount of {TLS_INIT}'s {tls.SERVICES} material"
+EXPOSED = f"holds the {tls.SERVICES} material, in a {tls.NODES} container"
+# name -> (how the compose file is broken, [(the service, words one of its problems has)])
+COMPOSE_ROLE_BREAKS: dict[str, tuple[Callable[[Doc], None], list[tuple[str, str]]]] = {
+    "node-cni given the services material": (
+        lambda d: given_material(d, "node-cni", TLS_SERVICES),
+        [("services.node-cni", NODES_MATERIAL_PROBLEM), ("services.node-cni", EXPOSED)],
+    ),
+    "node-agent given it besides its own": (
+        lambda d: compose_volumes(d, "node-agent").append(f"{TLS_SERVICES}:/srv/tls:ro"),
+        [("services.node-agent", f"volume {TLS_SERVICES} at /srv/tls {EXPOSED}")],
+    ),
+    "install-cni given its key only, by subpath": (
+        lambda d: compose_volumes(d, "install-cni").append(
+            {
+                "type": "volume",
+                "source": TLS_SERVICES,
+                "target": "/k",
+                "read_only": True,
+                "volume": {"subpath": "tls.key"},
+            }
+        ),
+        [("services.install-cni", f"volume {TLS_SERVICES} path tls.key at /k {EXPOSED}")],
+    ),
+    "the CLI given the services material": (
+        lambda d: given_material(d, "multinetctl", TLS_SERVICES),
+        [("services.multinetctl", EXPOSED)],
+    ),
+    "the catalog given the nodes material": (
+        lambda d: given_material(d, "netmgr", TLS_NODES),
+        [("services.netmgr", SERVICES_MATERIAL_PROBLEM)],
+    ),
+    "ipam given the nodes material": (
+        lambda d: given_material(d, "ipam-2", TLS_NODES),
+        [("services.ipam-2", SERVICES_MATERIAL_PROBLEM)],
+    ),
+    "a node's MULTINET_TLS_DIR elsewhere": (
+        lambda d: d["services"]["node-agent"].update(environment={tls.ENV: "/etc/multinet"}),
+        [("services.node-agent", f"{tls.ENV}=/etc/multinet {NODES_MATERIAL_PROBLEM}")],
+    ),
+    "tls-init writes both roles into one volume that everyone mounts": (
+        lambda d: d["services"][TLS_INIT].update(volumes=["multinet-tls:/tls"]),
+        [
+            ("services.netmgr", f"{SERVICES_MATERIAL_PROBLEM} (volume multinet-tls path services)"),
+            ("services.node-cni", f"{NODES_MATERIAL_PROBLEM} (volume multinet-tls path nodes)"),
+        ],
+    ),
+    "tls-init writes both roles into one place": (
+        lambda d: set_arg(d["services"][TLS_INIT]["volumes"], f"{TLS_NODES}:", f"{TLS_SERVICES}:/tls/nodes"),
+        [(f"services.{TLS_INIT}", "share one place")],
+    ),
+    "tls-init keeps the nodes material nowhere": (
+        lambda d: set_arg(d["services"][TLS_INIT]["volumes"], f"{TLS_NODES}:", None),
+        [(f"services.{TLS_INIT}", f"/tls/{tls.NODES} is not in a writable named volume")],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", COMPOSE_ROLE_BREAKS)
+def test_compose_tls_check_keeps_the_roles_apart(name: str) -> None:
+    doc = copy.deepcopy(load_yaml(COMPOSE_FILE)[0])
+    assert compose_tls_problems(doc) == []
+    breaks, expected = COMPOSE_ROLE_BREAKS[name]
+    breaks(doc)
+    problems = compose_tls_problems(doc)
+    for where, words in expected:
+        assert any(f"{where}:" in p and words in p for p in problems), (where, words, problems)
+
+
+def one_volume(doc: Doc, subpath: bool) -> None:
+    """compose's other layouts: tls-init writes DIR into one volume, multinet-tls. With `subpath`, each service
+    mounts its role's directory of it at /etc/multinet/tls (compose's `volume: {subpath: ...}`, which the
+    installed docker-compose refuses); without, the whole volume, and MULTINET_TLS_DIR (etcd: its flags and
+    healthcheck) names /etc/multinet/tls/ROLE."""
+    services = doc["services"]
+    services[TLS_INIT]["volumes"] = ["multinet-tls:/tls"]
+    for name, spec in services.items():
+        volumes = [v for v in spec.get("volumes", []) if not str(v).startswith("multinet-tls-")]
+        if name == TLS_INIT or len(volumes) == len(spec.get("volumes", [])):
+            continue
+        role = tls_role(ComposeService(name, spec).kinds)
+        if subpath:
+            mount = {"type": "volume", "source": "multinet-tls", "target": "/etc/multinet/tls", "read_only": True}
+            spec["volumes"] = [*volumes, mount | {"volume": {"subpath": role}}]
+            continue
+        spec["volumes"] = [*volumes, "multinet-tls:/etc/multinet/tls:ro"]
+
+        def moved(value: Any, role: str = role) -> str:
+            return re.sub(r"/etc/multinet/tls(?=/|$)", f"/etc/multinet/tls/{role}", str(value))
+
+        if "environment" in spec:
+            spec["environment"] = {k: moved(v) if k == tls.ENV else v for k, v in spec["environment"].items()}
+        if "etcd" in ComposeService(name, spec).kinds:
+            spec["command"] = [moved(a) for a in spec["command"]]
+            spec["healthcheck"] = spec["healthcheck"] | {"test": [moved(a) for a in spec["healthcheck"]["test"]]}
+
+
+def test_compose_tls_check_takes_a_subpath_per_role() -> None:
+    doc = copy.deepcopy(load_yaml(COMPOSE_FILE)[0])
+    one_volume(doc, subpath=True)
+    assert compose_tls_problems(doc) == []
+
+
+def test_compose_tls_check_catches_roles_apart_by_configuration_only() -> None:
+    """One volume mounted whole in every container, MULTINET_TLS_DIR naming the role's directory: each service
+    uses the right material, but every node container can read the services' key."""
+    doc = copy.deepcopy(load_yaml(COMPOSE_FILE)[0])
+    one_volume(doc, subpath=False)
+    problems = compose_tls_problems(doc)
+    assert all(EXPOSED in p for p in problems), problems
+    assert {p.split(":")[0].removeprefix("docker-compose.yml services.") for p in problems} == NODE_CONTAINERS
+
+
+def k8s_pod_spec(objects: list[Doc], kind: str, name: str) -> Doc:
+    workload = next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+    spec: Doc = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def node_agent(objects: list[Doc]) -> Doc:
+    container: Doc = next(
+        c for c in k8s_pod_spec(objects, "DaemonSet", "multinet-node")["containers"] if c["name"] == "agent"
+    )
+    return container
+
+
+def give_agent(objects: list[Doc], volume: Doc) -> None:
+    """The node pod gets `volume`, which its agent mounts at /srv/tls."""
+    k8s_pod_spec(objects, "DaemonSet", "multinet-node")["volumes"].append(volume | {"name": "extra"})
+    node_agent(objects)["volumeMounts"].append({"name": "extra", "mountPath": "/srv/tls", "readOnly": True})
+
+
+def set_secret(objects: list[Doc], kind: str, name: str, secret: str) -> None:
+    volume = next(v for v in k8s_pod_spec(objects, kind, name)["volumes"] if "secret" in v)
+    volume["secret"]["secretName"] = secret
+
+
+NODE_AGENT = "DaemonSet/multinet-node container agent"
+SERVICES_SECRET = f"the Secret {TLS_SERVICES} ({tls.SERVICES} material), in a {tls.NODES} container"
+# name -> (how the manifests are broken, [(the container, words one of its problems has)])
+K8S_ROLE_BREAKS: dict[str, tuple[Callable[[list[Doc]], None], list[tuple[str, str]]]] = {
+    "the node pods given the services' Secret": (
+        lambda o: set_secret(o, "DaemonSet", "multinet-node", TLS_SERVICES),
+        [
+            (c, f"is not a mount of the Secret {TLS_NODES}")
+            for c in (
+                "DaemonSet/multinet-node initContainer install-cni",
+                NODE_AGENT,
+                "DaemonSet/multinet-node container netmgr",
+            )
+        ]
+        + [(NODE_AGENT, f"mounts tls at /etc/multinet/tls: {SERVICES_SECRET}")],
+    ),
+    "the agent given it besides its own": (
+        lambda o: give_agent(o, {"secret": {"secretName": TLS_SERVICES, "defaultMode": 0o400}}),
+        [(NODE_AGENT, f"mounts extra at /srv/tls: {SERVICES_SECRET}")],
+    ),
+    "the agent given it projected": (
+        lambda o: give_agent(o, {"projected": {"sources": [{"secret": {"name": TLS_SERVICES}}]}}),
+        [(NODE_AGENT, f"mounts extra at /srv/tls: {SERVICES_SECRET}")],
+    ),
+    "the agent given its key in a variable": (
+        lambda o: node_agent(o)["env"].append(
+            {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": TLS_SERVICES, "key": tls.KEY_FILE}}}
+        ),
+        [(NODE_AGENT, f"env KEY from {SERVICES_SECRET}")],
+    ),
+    "the agent given all of it as variables": (
+        lambda o: node_agent(o).update(envFrom=[{"secretRef": {"name": TLS_SERVICES}}]),
+        [(NODE_AGENT, f"envFrom {SERVICES_SECRET}")],
+    ),
+    "the node pod declares it, unmounted": (
+        lambda o: k8s_pod_spec(o, "DaemonSet", "multinet-node")["volumes"].append(
+            {"name": "extra", "secret": {"secretName": TLS_SERVICES}}
+        ),
+        [(NODE_AGENT, f"its pod declares volume extra: {SERVICES_SECRET}")],
+    ),
+    "the catalog given the nodes' Secret": (
+        lambda o: set_secret(o, "Deployment", "multinet-netmgr", TLS_NODES),
+        [("Deployment/multinet-netmgr container netmgr", f"is not a mount of the Secret {TLS_SERVICES}")],
+    ),
+    "ipam given the nodes' Secret": (
+        lambda o: set_secret(o, "Deployment", "multinet-ipam", TLS_NODES),
+        [("Deployment/multinet-ipam container ipam", f"is not a mount of the Secret {TLS_SERVICES}")],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", K8S_ROLE_BREAKS)
+def test_kubernetes_tls_check_keeps_the_roles_apart(name: str) -> None:
+    objects = copy.deepcopy([obj for docs in k8s_objects().values() for obj in docs])
+    assert k8s_tls_problems(objects) == []
+    breaks, expected = K8S_ROLE_BREAKS[name]
+    breaks(objects)
+    problems = k8s_tls_problems(objects)
+    for where, words in expected:
+        assert any(p.startswith(f"{where}:") and words in p for p in problems), (where, words, problems)
 
 
 def compose_etcd(doc: Doc) -> Doc:
@@ -1174,8 +1558,12 @@ COMPOSE_ETCD_BREAKS: dict[str, tuple[Callable[[Doc], None], tuple[str, str]]] = 
         ("services.etcd", "one directory"),
     ),
     "writable material": (
-        lambda d: set_arg(compose_etcd(d)["volumes"], "multinet-tls:", "multinet-tls:/etc/multinet/tls"),
+        lambda d: set_arg(compose_etcd(d)["volumes"], f"{TLS_SERVICES}:", f"{TLS_SERVICES}:/etc/multinet/tls"),
         ("services.etcd", "read-only"),
+    ),
+    "the nodes material": (
+        lambda d: set_arg(compose_etcd(d)["volumes"], f"{TLS_SERVICES}:", f"{TLS_NODES}:/etc/multinet/tls:ro"),
+        ("services.etcd", SERVICES_MATERIAL_PROBLEM),
     ),
     "not waiting for tls-init": (
         lambda d: compose_etcd(d).pop("depends_on"),
@@ -1239,7 +1627,11 @@ K8S_ETCD_BREAKS: dict[str, tuple[Callable[[list[Doc]], None], str]] = {
     ),
     "another Secret": (
         lambda o: k8s_etcd_secret(o)["secret"].update(secretName="etcd-tls"),
-        f"is not a mount of the Secret {TLS_SECRET}",
+        f"is not a mount of the Secret {TLS_SERVICES}",
+    ),
+    "the nodes' Secret": (
+        lambda o: k8s_etcd_secret(o)["secret"].update(secretName=TLS_NODES),
+        f"is not a mount of the Secret {TLS_SERVICES}",
     ),
     "writable material": (
         lambda o: next(m for m in k8s_etcd(o)["volumeMounts"] if m["name"] == "tls").pop("readOnly"),
