@@ -12,14 +12,13 @@ table and a redirect; whatever it does not handle falls through to the routing p
 packet to or from a port shaped by a chained plugin (a foreign qdisc on its host veth).
 
 Neighbour entries for pod addresses are static, so they follow the MAC the pod side actually has (a chained
-`tuning` plugin may change it after the ADD): a watcher thread (`podmac`) repairs them as the pod netns
-announces the change, and every full resync reads the pod sides' MACs back. The dataplane thread's calls and the
-watcher's repairs take turns under one lock; the watcher sends through its own socket."""
+`tuning` plugin may change it after the ADD): `macfollow` repairs them from a watcher thread (`podmac`) as the
+pod netns announces the change, and every full resync reads the pod sides' MACs back. The dataplane thread's calls
+and the watcher's repairs take turns under one lock; the watcher sends through its own socket."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
@@ -41,10 +40,10 @@ from .actual import read_host_objects
 from .diff import host_changes
 from .fastpath.control import Device, FastPath
 from .fastpath.programs import Role
+from .macfollow import MacFollower
 from .netlink import dumps, messages
 from .netlink.constants import AF_INET, AF_INET6, RT_TABLE_MAIN
 from .netlink.socket import NetlinkSocket
-from .podmac import Links, LinkWatch, PodLink
 from .tunnels import tunnel_problem
 
 log = logging.getLogger("multinet.vppagent.linux")
@@ -68,9 +67,9 @@ class LinuxDriver:
         self._retired: dict[tuple[str, str, str], int] = {}  # detached ports waiting for deletion: ifindex
         self._reaper: NetlinkSocket | None = None
         self._lock = threading.RLock()  # the dataplane thread's changes and the pod MAC watcher's, in turn
-        self._pods: dict[str, PodLink] = {}  # host veth → its pod side as last seen (the MAC it has)
-        self._mac_sock = NetlinkSocket()  # the watcher thread's own, in the node's netns
-        self._watch = LinkWatch(self._on_pod_links)
+        # its watcher thread reads `_index` and updates `_cache` under `_lock`: the contract is in `macfollow`
+        self._pod_macs = MacFollower(self._lock, lambda: self._index, self._pod_macs_applied)
+        self._watch = self._pod_macs.watch  # tests look at which pod netns it holds
 
     @property
     def fastpath(self) -> bool:
@@ -81,10 +80,9 @@ class LinuxDriver:
         return self._fast.settle(timeout)
 
     def close(self) -> None:
-        self._watch.close()  # first, outside the lock: its thread may be waiting for it
+        self._pod_macs.close()  # first, outside the lock: its thread may be waiting for it
         self._fast.close()
         self._host.close()
-        self._mac_sock.close()
         if self._reaper is not None:
             self._reaper.close()
 
@@ -127,7 +125,7 @@ class LinuxDriver:
             try:
                 return self._attach(port, network)
             except BaseException:
-                self._unwatch_if_unused(port.netns)
+                self._pod_macs.unwatch_if_unused(port.netns)
                 raise
 
     def _attach(self, port: PortSpec, network: NetworkSpec) -> AttachResult:
@@ -136,7 +134,7 @@ class LinuxDriver:
         try:
             with NetlinkSocket(port.netns) as pod_sock:
                 self._index[port.host_ifname] = ports.ensure_veth(self._host, pod_sock, port)
-                self._watch_pod(port.netns)  # before the MAC is read: a change from now on is announced
+                self._pod_macs.watch_pod(port.netns)  # before the MAC is read: a change from now on is announced
                 link = pod.configure(pod_sock, port)
             objects = plan.HostObjects()
             plan.network_objects(network, objects)
@@ -152,7 +150,7 @@ class LinuxDriver:
             raise DataplaneError(str(exc)) from exc
         if self._cache is not None:
             self._cache.merge(objects)
-        self._pods[port.host_ifname] = _pod_link(port, link)
+        self._pod_macs.record_pod(port, link)
         return AttachResult(port.host_ifname, port.pod_mac, port.mtu)
 
     def detach(self, port: PortSpec) -> bool:
@@ -163,7 +161,7 @@ class LinuxDriver:
             return self._detach(port)
 
     def _detach(self, port: PortSpec) -> bool:
-        self._forget_pod(port.host_ifname)
+        self._pod_macs.forget_pod(port.host_ifname)
         host = dumps.link(self._host, port.host_ifname)
         if host is not None and os.path.exists(port.netns):
             with contextlib.suppress(OSError), NetlinkSocket(port.netns) as pod_sock:
@@ -241,7 +239,7 @@ class LinuxDriver:
             self._fast.retain({net.table for net in desired.networks.values()})
             self._sync_ports(desired, wanted, self._cache.ports, report)
             self._sync_vxlans(desired, wanted, set(self._cache.vxlans), report)
-            plan.follow_macs(wanted, {name: p.mac for name, p in self._pods.items()})
+            plan.follow_macs(wanted, self._pod_macs.macs())
             self._sync_objects(wanted, self._cache, report)
             return report
 
@@ -265,7 +263,7 @@ class LinuxDriver:
         self._refresh_index()
         for name in wanted.vxlans.keys() & self._links.keys():  # also tunnels an earlier agent configured
             self._steer_tunnel(name)
-        self._follow_pods(desired, wanted)
+        self._pod_macs.follow(desired, wanted)
         self._sync_objects(wanted, read_host_objects(self._host, self._links), report)
         self._sync_fastpath(desired, wanted, report)
         return report
@@ -283,7 +281,7 @@ class LinuxDriver:
         self, desired: DesiredNode, wanted: plan.HostObjects, present: set[str], report: ReconcileReport
     ) -> None:
         for name in sorted(present - wanted.ports):
-            self._forget_pod(name)
+            self._pod_macs.forget_pod(name)
             self._host.execute([messages.link_delete(name)])
             self._index.pop(name, None)
             report.ports_removed += 1
@@ -356,99 +354,6 @@ class LinuxDriver:
             report.added += 1
         self._host.execute(finish)
 
-    # ------------------------------------------------------------------------------------------------ pod MACs
-    def _follow_pods(self, desired: DesiredNode, wanted: plan.HostObjects) -> None:
-        """Level-triggered: the pod side of every port present, read back (one link dump per pod netns, after
-        subscribing to it: nothing changes unseen in between); `wanted` points at the MACs found; a pod whose MAC
-        is not multinet's gets its gateway neighbours re-asserted; exactly the pod netns with ports of ours are
-        watched."""
-        by_netns: dict[str, list[PortSpec]] = {}
-        for port in desired.ports.values():
-            if port.host_ifname in wanted.ports and port.host_ifname in self._index:
-                by_netns.setdefault(port.netns, []).append(port)
-        found: dict[str, PodLink] = {}
-        for netns, pod_ports in by_netns.items():
-            try:
-                self._watch.open(netns)
-                with NetlinkSocket(netns) as sock:
-                    links = {link.name: link for link in dumps.links(sock)}
-                    tuned = []
-                    for port in pod_ports:
-                        link = links.get(port.ifname)
-                        if link is not None and link.peer_index == self._index[port.host_ifname] and link.mac:
-                            found[port.host_ifname] = known = _pod_link(port, link)
-                            tuned += [known] if link.mac != port.pod_mac else []
-                    self._repair_pod_side(sock, tuned)
-            except FileNotFoundError:  # gone: its port is re-created or reported (and its watch let go)
-                continue
-            except OSError as exc:  # not read this time: what was known stays (never back to the spec's MAC)
-                log.warning("pod MACs in %s not read: %s", netns, exc)
-                names = {port.host_ifname for port in pod_ports}
-                found.update({name: p for name, p in self._pods.items() if name in names and p.netns == netns})
-        self._pods = found
-        for netns in self._watch.netns() - {p.netns for p in found.values()}:
-            self._watch.drop(netns)
-        plan.follow_macs(wanted, {name: p.mac for name, p in found.items()})
-
-    def _on_pod_links(self, netns: str, links: Links) -> None:
-        """The watcher thread: `netns` announced these MACs by ifindex (None: maybe any changed). A port of ours
-        whose pod side has a new one gets its node-side neighbour entries replaced and, in the pod, the gateway
-        neighbours the kernel flushed with the change."""
-        with self._lock:
-            ours = {name: p for name, p in self._pods.items() if p.netns == netns}
-            if not ours:
-                return
-            if links is None:
-                with NetlinkSocket(netns) as sock:
-                    links = {link.index: link.mac for link in dumps.links(sock)}
-            objects = plan.HostObjects()
-            moved = []
-            for name, known in ours.items():
-                mac = links.get(known.index, "")
-                if not mac or mac == known.mac:
-                    continue
-                self._pods[name] = dataclasses.replace(known, mac=mac)
-                moved.append(known)
-                for ip in known.ips:
-                    objects.add_neighbour(plan.NeighObj(name, ip, mac))
-                log.info("pod side of %s (in %s) changed its MAC to %s: its neighbour entries follow", name, netns, mac)
-            if not moved:
-                return
-            failed = [o for o in self._mac_sock.execute_all(requests.adds(objects, self._index)) if o.error]
-            if failed:  # the next apply reads the kernel back and repairs
-                log.warning("following a pod MAC failed: %s", "; ".join(str(o.request.what) for o in failed))
-                self._cache = None
-            elif self._cache is not None:
-                self._cache.neighbours.update(objects.neighbours)
-            try:
-                with NetlinkSocket(netns) as sock:
-                    self._repair_pod_side(sock, moved)
-            except OSError as exc:  # the pod is going away, or the next full resync re-asserts them
-                log.warning("gateway neighbours in %s not re-added: %s", netns, exc)
-
-    @staticmethod
-    def _repair_pod_side(sock: NetlinkSocket, tuned: list[PodLink]) -> None:
-        """The gateway neighbours of pod sides whose MAC changed (the kernel flushed them with the change)."""
-        reqs = [req for p in tuned for req in pod.gateway_neighbours(p.index, p.ifname, {ip.version for ip in p.ips})]
-        for outcome in sock.execute_all(reqs):
-            if outcome.error:
-                log.warning("re-adding a pod's gateway: %s: %s", outcome.request.what, os.strerror(outcome.error))
-
-    def _watch_pod(self, netns: str) -> None:
-        try:
-            self._watch.open(netns)
-        except OSError as exc:
-            log.warning("pod MAC watch: %s not watched (%s): its MAC is followed at full resyncs only", netns, exc)
-
-    def _forget_pod(self, host_ifname: str) -> None:
-        known = self._pods.pop(host_ifname, None)
-        if known is not None:
-            self._unwatch_if_unused(known.netns)
-
-    def _unwatch_if_unused(self, netns: str) -> None:
-        if all(p.netns != netns for p in self._pods.values()):
-            self._watch.drop(netns)
-
     def _sync_fastpath(self, desired: DesiredNode, wanted: plan.HostObjects, report: ReconcileReport) -> None:
         """Every port and tunnel present runs the current program, shaped ports none (a restarted agent's
         hand-over of identical programs is no change: see fastpath.control)."""
@@ -476,9 +381,13 @@ class LinuxDriver:
         report.added += len(adds)
         self._cache = None if failed else wanted
 
-
-def _pod_link(port: PortSpec, link: dumps.Link) -> PodLink:
-    return PodLink(port.netns, port.ifname, link.index, link.mac, tuple(ip.ip for ip in port.ips))
+    def _pod_macs_applied(self, objects: plan.HostObjects | None) -> None:
+        """The pod MAC watcher replaced neighbour entries behind `apply`'s back (its thread, under the lock): the
+        cache records them, or is dropped when some failed (the next apply reads the kernel back and repairs)."""
+        if objects is None:
+            self._cache = None
+        elif self._cache is not None:
+            self._cache.neighbours.update(objects.neighbours)
 
 
 @contextlib.contextmanager
