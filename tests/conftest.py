@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
+from services.common import tls
+
 pytest_plugins = [
     "tests.fixtures.netns",
     "tests.fixtures.traffic",
@@ -9,3 +15,11 @@ pytest_plugins = [
     "tests.fixtures.podman",
     "tests.fixtures.lab",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tls_material() -> Iterator[None]:
+    """services.common.tls reads MULTINET_TLS_DIR once per process: every test starts and ends uncached."""
+    tls.configured.cache_clear()
+    yield
+    tls.configured.cache_clear()

@@ -93,7 +93,7 @@ class LabDir:
 
     @property
     def tls_dir(self) -> Path:
-        """The lab's CA and certificate: every process it runs speaks mutual TLS on the fabric."""
+        """The lab's CA and role certificates (services/, nodes/): its processes speak mutual TLS on the fabric."""
         return self.root / "tls"
 
     def plugin(self, node: str) -> Path:

@@ -74,10 +74,7 @@ async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]
     material = tls.configured()
     tcp = [a for a in addresses if not a.startswith("unix:")]
     if material is not None and tcp and not material.serves:
-        raise tls.TlsError(
-            f"{tls.ENV}={material.directory} holds a client-only certificate (a node's): listening on "
-            f"{', '.join(tcp)} needs one for servers (the services' material)"
-        )
+        raise tls.TlsError(tls.serving_refused(material, tcp))
     for address in addresses:
         path = _prepare_unix(address)
         if path is None and material is not None:

@@ -19,6 +19,7 @@ import logging
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def load(directory: str | Path) -> Material:
         except OSError as exc:
             raise TlsError(f"{ENV}: cannot read {path}: {exc.strerror or exc}") from exc
     serves = _check(Path(directory), raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE])
-    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE], Path(directory), serves)
+    return Material(raw[CA_FILE], raw[CERT_FILE], raw[KEY_FILE], Path(directory).resolve(), serves)
 
 
 def _check(directory: Path, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> bool:
@@ -117,12 +118,24 @@ def configured() -> Material | None:
     return load(directory) if directory else None
 
 
-def require() -> Material | None:
-    """configured(), or the process exits naming what is wrong (a service's or the CLI's first step)."""
+def require(listen: Sequence[str] = ()) -> Material | None:
+    """configured(), or the process exits naming what is wrong (a service's or the CLI's first step): unusable
+    material, or a client-only certificate (the nodes') for a process about to listen on TCP (`listen`)."""
     try:
-        return configured()
+        material = configured()
     except TlsError as exc:
         raise SystemExit(f"error: {exc}") from None
+    tcp = [address for address in listen if not address.startswith("unix:")]
+    if material is not None and tcp and not material.serves:
+        raise SystemExit(f"error: {serving_refused(material, tcp)}")
+    return material
+
+
+def serving_refused(material: Material, tcp: Sequence[str]) -> str:
+    return (
+        f"{ENV}={material.directory} holds a client-only certificate (the nodes'): listening on {', '.join(tcp)} "
+        f"needs the services' material"
+    )
 
 
 def server_credentials(material: Material) -> grpc.ServerCredentials:
@@ -139,9 +152,13 @@ def channel_credentials(material: Material) -> grpc.ChannelCredentials:
 
 def client_ssl_context(material: Material) -> ssl.SSLContext:
     """For HTTPS clients (IPAM → etcd): trusts only the material's CA and presents its certificate. The peer
-    must present a certificate naming SERVER_NAME: pass it as the request's server_hostname."""
+    must present a certificate naming SERVER_NAME: pass it as the request's server_hostname. The ssl module
+    reads the certificate and key from their files again: they must still be the ones that were checked."""
+    cert, key = material.directory / CERT_FILE, material.directory / KEY_FILE
+    if cert.read_bytes() != material.cert or key.read_bytes() != material.key:
+        raise TlsError(f"{ENV}: {material.directory} changed since it was checked: restart to use the new files")
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=material.ca.decode())
-    context.load_cert_chain(material.directory / CERT_FILE, material.directory / KEY_FILE)
+    context.load_cert_chain(cert, key)
     return context
 
 
@@ -163,8 +180,11 @@ def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path
         NODES: [ExtendedKeyUsageOID.CLIENT_AUTH],
     }
     files = [directory / role / n for role in roles for n in (CA_FILE, CERT_FILE, KEY_FILE)]
-    if not force and any(f.exists() for f in files):
+    single = [directory / n for n in (CA_FILE, CERT_FILE, KEY_FILE)]  # the one-certificate layout of before
+    if not force and any(f.exists() for f in files + single):
         raise TlsError(f"{directory} already holds TLS files (use --force to replace them)")
+    for old in single:  # with --force: nothing may go on using the old CA from DIR itself
+        old.unlink(missing_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
 

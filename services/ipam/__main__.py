@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.setup(args.log_level)
-    tls.require()  # unusable TLS material stops the service here, named
+    tls.require(args.listen or ())  # unusable TLS material (or a client-only one for TCP) stops it here, named
     telemetry.setup("ipam")
     app = IpamApp(IpamConfig(tuple(args.listen), args.store, args.catalog, args.reconcile_interval,
                              args.grace_period))  # fmt: skip

@@ -71,7 +71,7 @@ def _catalog_target(args: argparse.Namespace, roles: set[str], listen: tuple[str
 def main(argv: Sequence[str]) -> int:
     args = parse(argv)
     logs.setup(args.log_level)
-    tls.require()  # unusable TLS material stops the service here, named
+    tls.require(args.listen or ())  # unusable TLS material (or a client-only one for TCP) stops it here, named
     telemetry.setup("netmgr")
     app = NetmgrApp(config_from(args))
     asyncio.run(run_until_signalled(app.start, app.aclose, lambda: print("netmgr ready", flush=True)))

@@ -48,7 +48,7 @@ def config_from(args: argparse.Namespace) -> AgentConfig:
 def main(argv: Sequence[str]) -> int:
     args = parse(argv)
     logs.setup(args.log_level)
-    tls.require()  # unusable TLS material stops the service here, named
+    tls.require(args.listen or ())  # unusable TLS material (or a client-only one for TCP) stops it here, named
     telemetry.setup("vppagent")
     try:
         config = config_from(args)

@@ -112,18 +112,24 @@ async def test_a_nodes_certificate_can_neither_listen_nor_pose_as_a_service(
     try:
         with pytest.raises(tls.TlsError, match="client-only certificate"):
             await rpc.start_server([_echo_server], [f"127.0.0.1:{_free_port()}"])
+        with pytest.raises(SystemExit, match="client-only certificate"):
+            tls.require(["unix:/run/x.sock", "0.0.0.0:7001"])
+        assert tls.require(["unix:/run/x.sock"]) is not None  # unix sockets take no certificate
         # a server made by hand with a node's key (what a compromised node could run): multinet's clients refuse
-        # it, as its certificate is not for servers (extended key usage), although the CA and the name are right
-        port = _free_port()
-        rogue = grpc.aio.server()
-        _echo_server(rogue)
-        material = tls.load(nodes)
-        rogue.add_secure_port(f"127.0.0.1:{port}", grpc.ssl_server_credentials([(material.key, material.cert)]))
-        await rogue.start()
-        try:
-            assert await _refused(rpc.channel(f"127.0.0.1:{port}"))
-        finally:
-            await rogue.stop(None)
+        # it, as its certificate is not for servers (extended key usage), although the CA and the name are right;
+        # the same server with the services' key is accepted (the refusal is the certificate's purpose)
+        for role, refused in ((tls.NODES, True), (tls.SERVICES, False)):
+            port = _free_port()
+            rogue = grpc.aio.server()
+            _echo_server(rogue)
+            material = tls.load(nodes.parent / role)
+            creds = grpc.ssl_server_credentials([(material.key, material.cert)])
+            assert rogue.add_secure_port(f"127.0.0.1:{port}", creds) == port
+            await rogue.start()
+            try:
+                assert await _refused(rpc.channel(f"127.0.0.1:{port}")) is refused, role
+            finally:
+                await rogue.stop(None)
     finally:
         tls.configured.cache_clear()
 
@@ -223,6 +229,16 @@ def test_generate_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
         assert sorted(p.name for p in (tmp_path / role).iterdir()) == ["ca.crt", "tls.crt", "tls.key"]  # no temp
     with pytest.raises(tls.TlsError, match="validity"):
         tls.generate(tmp_path / "x", days=tls.MAX_DAYS + 1)
+
+
+def test_generate_over_the_single_certificate_layout_refuses_then_replaces_it(tmp_path: Path) -> None:
+    """Material made before the roles (DIR/ca.crt, tls.crt, tls.key) must not live on beside the new."""
+    for name in ("ca.crt", "tls.crt", "tls.key"):
+        (tmp_path / name).write_text("old\n")
+    with pytest.raises(tls.TlsError, match="--force"):
+        tls.generate(tmp_path)
+    tls.generate(tmp_path, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tls.NODES, tls.SERVICES]
 
 
 def test_a_service_with_unusable_material_stops_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

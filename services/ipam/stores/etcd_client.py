@@ -115,7 +115,7 @@ class EtcdClient:
                         raise EtcdUnavailable(f"etcd {endpoint}{path}: {answer.get('message') or answer}")
                     return answer
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                errors.append(f"{endpoint}: {exc!r}")
+                errors.append(f"{endpoint}: {_reason(exc)}")
                 self._current = (self._current + 1) % len(self._endpoints)
         raise EtcdUnavailable("etcd unreachable: " + "; ".join(errors))
 
@@ -169,7 +169,15 @@ class EtcdClient:
                             yield events
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._current = (self._current + 1) % len(self._endpoints)
-            raise EtcdUnavailable(f"etcd watch {endpoint}: {exc!r}") from exc
+            raise EtcdUnavailable(f"etcd watch {endpoint}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, readable: a refused TLS handshake says so (a configuration error, not an outage)."""
+    if isinstance(exc, aiohttp.ClientSSLError):
+        cause = getattr(exc, "os_error", None) or exc
+        return f"TLS refused: {getattr(cause, 'verify_message', '') or cause}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _watch_events(message: dict[str, Any]) -> list[Event]:

@@ -65,8 +65,10 @@ def test_services_on_the_fabric_take_only_mutual_tls_from_the_labs_own_ca(lab: L
     mine = lab.state_dir / "tls" / tls.NODES
     assert (mine / "tls.key").stat().st_mode & 0o777 == 0o600
     assert not tls.load(mine).serves and tls.load(lab.state_dir / "tls" / tls.SERVICES).serves
-    agent = next(p["pid"] for p in summary["processes"] if p["role"] == "agent")
-    assert f"{tls.ENV}={mine}".encode() in Path(f"/proc/{agent}/environ").read_bytes().split(b"\0")
+    for proc in summary["processes"]:  # each process holds its role's material
+        role = tls.SERVICES if proc["role"] in ("catalog", "ipam") else tls.NODES
+        environ = Path(f"/proc/{proc['pid']}/environ").read_bytes().split(b"\0")
+        assert f"{tls.ENV}={lab.state_dir / 'tls' / role}".encode() in environ, proc
     tls.generate(tmp_path / "other")
     other = tmp_path / "other" / tls.NODES
 
