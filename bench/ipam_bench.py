@@ -4,9 +4,10 @@
 2. etcd, two replicas (clients split over both): same figures.   target ≥ 300/s,  p99 ≤ 20 ms
 3. Pool-size independence: a /8 pool 90% full (prefilled inside SQLite, not through gRPC; free addresses spread
    evenly) against empty /24 pools, measured in alternating rounds on one server.   target ratio ≥ 0.8
+4. With --etcd-tls, also 2. over mutual TLS (etcd: https, client certificates from multinet's CA), same run.
 whereabouts' best published figure is ~9.5 allocations/s.
 
-    python bench/ipam_bench.py [--quick] [--out results.json]
+    python bench/ipam_bench.py [--quick] [--out results.json] [--etcd-tls]
 
 Prints one JSON document, then a one-line summary with the targets."""
 
@@ -34,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "proto")]
 import grpc  # noqa: E402
 from multinet.v1 import catalog_pb2, ipam_pb2, ipam_pb2_grpc  # noqa: E402
 
-from services.common import rpc  # noqa: E402
+from services.common import rpc, tls  # noqa: E402
 from services.ipam.stores.sqlite import bulk_fill_ipv4  # noqa: E402
 from tests.fixtures.etcd import running_etcd  # noqa: E402
 
@@ -42,7 +43,7 @@ CLIENTS = 8
 
 
 class Replica:
-    def __init__(self, store: str, socket: Path) -> None:
+    def __init__(self, store: str, socket: Path, tls_dir: Path | None = None) -> None:
         self.target = f"unix:{socket}"
         self.log = socket.with_suffix(".log")
         with self.log.open("wb") as out:
@@ -50,7 +51,8 @@ class Replica:
                 [sys.executable, "-m", "services.ipam", "--listen", self.target, "--store", store,
                  "--log-level", "warning"],
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'proto'}"},
+                env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'proto'}",
+                     **({tls.ENV: str(tls_dir)} if tls_dir else {})},
             )  # fmt: skip
 
     async def ready(self, within: float) -> float:
@@ -126,10 +128,16 @@ async def bench_sqlite(work: Path, count: int) -> dict[str, Any]:
         replica.stop()
 
 
-async def bench_etcd(work: Path, count: int) -> dict[str, Any]:
-    with running_etcd() as etcd:
+async def bench_etcd(work: Path, count: int, mutual_tls: bool = False) -> dict[str, Any]:
+    """Two replicas on one etcd; `mutual_tls`: etcd takes https clients with a certificate from multinet's CA only
+    and the replicas use the services' material (etcd:https://...)."""
+    material = None
+    if mutual_tls:
+        tls.generate(work / "tls", force=True)
+        material = work / "tls" / tls.SERVICES
+    with running_etcd(tls_dir=material) as etcd:
         store = f"etcd:{etcd.client_url}"
-        replicas = [Replica(store, work / "etcd-a.sock"), Replica(store, work / "etcd-b.sock")]
+        replicas = [Replica(store, work / "etcd-a.sock", material), Replica(store, work / "etcd-b.sock", material)]
         try:
             await asyncio.gather(*(r.ready(30) for r in replicas))
             targets = [r.target for r in replicas]
@@ -192,6 +200,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results: dict[str, Any] = {"clients": CLIENTS}
         results["sqlite"] = await bench_sqlite(work, count)
         results["etcd_2_replicas"] = await bench_etcd(work, count)
+        if args.etcd_tls:
+            results["etcd_2_replicas_mutual_tls"] = await bench_etcd(work, count, mutual_tls=True)
         prefix = 16 if args.quick else 8
         results["pool_size"] = await bench_pool_size(work, prefix, rounds=5, per_round=400 if args.quick else 1000)
         return results
@@ -206,11 +216,19 @@ def summary(r: dict[str, Any]) -> str:
         "etcd": e["per_second"] >= 300 and e["p99_ms"] <= 20,
         "ratio": p["ratio"] >= 0.8,
     }
+    t = r.get("etcd_2_replicas_mutual_tls")
+    if t is not None:
+        checks["etcd_tls"] = t["per_second"] >= 300 and t["p99_ms"] <= 20
     verdict = "PASS" if all(checks.values()) else "FAIL " + ",".join(k for k, ok in checks.items() if not ok)
+    over_tls = (
+        ""
+        if t is None
+        else (f"etcd x2 over mutual TLS {t['per_second']}/s p50 {t['p50_ms']} ms p99 {t['p99_ms']} ms (same targets); ")
+    )
     return (
         f"ipam bench {verdict}: "
         f"sqlite {s['per_second']}/s p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms (>=1000/s, p99<=20); "
-        f"etcd x2 {e['per_second']}/s p50 {e['p50_ms']} ms p99 {e['p99_ms']} ms (>=300/s, p99<=20); "
+        f"etcd x2 {e['per_second']}/s p50 {e['p50_ms']} ms p99 {e['p99_ms']} ms (>=300/s, p99<=20); {over_tls}"
         f"{p['big_pool']} {p['big_pool_fill']:.0%} full vs empty /24 ratio {p['ratio']} (>=0.8); "
         f"whereabouts ~9.5/s"
     )
@@ -220,6 +238,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer allocations and a /16 instead of the /8")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--etcd-tls", action="store_true", help="also etcd over mutual TLS (https, client certs)")
     options = parser.parse_args()
     found = asyncio.run(main(options))
     text = json.dumps(found, indent=2)
