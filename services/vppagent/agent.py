@@ -70,6 +70,9 @@ class NodeAgent:
         self._tombstones: dict[Key, float] = {}
         self._dirty = asyncio.Event()
         self.converged = asyncio.Event()
+        # pod sides whose MAC is not their port's (a chained plugin set another), from the driver's threads, for
+        # the catalog (macreport); bounded: a full resync tells again what was dropped
+        self.pod_macs: asyncio.Queue[tuple[Key, str]] = asyncio.Queue(maxsize=1024)
 
     @property
     def in_sync(self) -> bool:
@@ -82,12 +85,20 @@ class NodeAgent:
 
     async def start(self) -> None:
         await self._run(self.driver.prepare)
+        report = getattr(self.driver, "report_pod_macs", None)  # drivers that follow pod MACs (linux)
+        if callable(report):
+            loop = asyncio.get_running_loop()
+            await self._run(report, lambda key, mac: loop.call_soon_threadsafe(self._pod_mac_seen, key, mac))
         underlay_v6 = bool(self.settings.underlay_ip) and ipaddress.ip_address(self.settings.underlay_ip).version == 6
         self.default_mtu = await self._run(self.driver.tunnel_mtu, underlay_v6)
         log.info(
             "agent ready",
             extra={"node": self.settings.node, "driver": self.driver.name, "default_mtu": self.default_mtu},
         )
+
+    def _pod_mac_seen(self, key: Key, mac: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.pod_macs.put_nowait((key, mac))
 
     async def close(self) -> None:
         self._reaper.shutdown(wait=True)

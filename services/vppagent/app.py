@@ -11,6 +11,7 @@ from services.common.lifecycle import TaskGroup
 
 from .agent import AgentSettings, NodeAgent
 from .drivers.base import Driver
+from .macreport import report_pod_macs
 from .servicer import AgentServicer
 from .stream import follow_desired_state
 
@@ -52,6 +53,7 @@ class AgentApp:
             local.register(address, self._servicer)
         self._tasks.spawn("desired-state", follow_desired_state(self.agent, self._channels, self.config.catalog_target))
         self._tasks.spawn("reconcile", self.agent.reconcile_loop())
+        self._tasks.spawn("pod-macs", report_pod_macs(self.agent, self._channels, self.config.catalog_target))
 
     async def aclose(self) -> None:
         await self._tasks.close()

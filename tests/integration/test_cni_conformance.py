@@ -601,6 +601,13 @@ def test_podman_runs_the_chain(stack: Stack, held: Callable[[], Held], podman_fa
     (pod,) = json.loads(stack.ctl("get", "pods", "-o", "json").stdout)
     assert pod["name"] == "chained" and pod["interfaces"][0]["network"] == "blue", pod
     assert pod["network-status"][0]["name"] == "default/blue-chained" and status_problems(pod["network-status"]) == []
+
+    def recorded_mac() -> str:
+        (listed,) = json.loads(stack.ctl("get", "pods", "-o", "json").stdout)
+        return str(listed["network-status"][0]["mac"])
+
+    # tuning gave the pod another MAC after multinet's ADD: the agent saw it and the catalog's record follows
+    poll("the pod's network-status to show tuning's MAC", lambda: recorded_mac() == "02:42:00:00:00:42")
     run("rm", "--force", "--time", "0", "chained")
     assert state.nothing() and node_leftovers(stack) == []
     assert f"{address}:80" not in nat_rules(stack)

@@ -133,6 +133,17 @@ class CatalogServicer(
         except ServiceError as exc:
             await abort(context, exc)
         key = (iface.network, iface.container_id, iface.ifname)
+        if request.expect_revision:
+            current = self.store.interfaces.get(key)
+            if current is None or current.revision != request.expect_revision:
+                found = "gone" if current is None else f"at revision {current.revision}"
+                await abort(
+                    context,
+                    ServiceError(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"interface {'/'.join(key)}: expected revision {request.expect_revision}, {found}",
+                    ),
+                )
         revision = self.store.commit([Change("interfaces", key, iface, E.POD_ATTACHED)])
         return catalog_pb2.RecordInterfaceResponse(revision=revision)
 
@@ -188,6 +199,9 @@ def _check_interface(iface: catalog_pb2.PodInterface, store: CatalogStore) -> No
     for name, value in (("container_id", iface.container_id), ("ifname", iface.ifname), ("node", iface.node)):
         if not value:
             raise invalid(f"interface.{name}: is required")
+    problem = fields.unicast_mac_problem(iface.mac) if iface.mac else None
+    if problem:
+        raise invalid(f"interface.mac: {problem}")
     try:
         for i, ip in enumerate(iface.ips):
             fields.interface(f"interface.ips[{i}]", ip)

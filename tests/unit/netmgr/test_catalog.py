@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import cast
 
+import grpc
 import pytest
 from multinet.v1 import catalog_pb2, events_pb2
 
+from services.common.local import LocalContext
+from services.common.rpc import Context
 from services.common.whereabouts import parse_ipam_block
 from services.netmgr.catalog import apply, streams
+from services.netmgr.catalog.servicer import CatalogServicer
 from services.netmgr.catalog.store import CatalogStore, Change
 from services.netmgr.catalog.validate import ObjectError
 
@@ -152,3 +157,37 @@ async def test_event_stream_resumes_without_gaps_or_repeats(store: CatalogStore)
     await asyncio.wait_for(consume(0, 3), 2)
     await asyncio.wait_for(consume(seen[-1], 6), 2)
     assert seen == [1, 2, 3, 4, 5, 6]
+
+
+async def test_conditional_record_never_resurrects_nor_overwrites_an_interface(store: CatalogStore) -> None:
+    """How an agent reports the MAC a chained plugin gave a pod: only onto the record it saw (its revision)."""
+    servicer = CatalogServicer(store)
+    context = cast(Context, LocalContext())
+    store.commit(plan(store, [blue()]).changes)
+    key = ("blue", "c1", "eth1")
+    iface = catalog_pb2.PodInterface(network="blue", container_id="c1", ifname="eth1", node="n")
+    iface.mac = "02:00:00:00:00:01"
+    first = await servicer.RecordInterface(catalog_pb2.RecordInterfaceRequest(interface=iface), context)
+    tuned = catalog_pb2.PodInterface()
+    tuned.CopyFrom(iface)
+    tuned.mac = "02:42:00:00:00:42"
+
+    async def record(expect: int, what: catalog_pb2.PodInterface = tuned) -> grpc.StatusCode:
+        request = catalog_pb2.RecordInterfaceRequest(interface=what, expect_revision=expect)
+        try:
+            await servicer.RecordInterface(request, context)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    assert await record(first.revision) == grpc.StatusCode.OK
+    assert store.interfaces[key].mac == "02:42:00:00:00:42"
+    assert await record(first.revision) == grpc.StatusCode.FAILED_PRECONDITION  # a newer record is kept
+    forget = catalog_pb2.ForgetInterfaceRequest(network="blue", container_id="c1", ifname="eth1")
+    await servicer.ForgetInterface(forget, context)
+    assert await record(store.revision) == grpc.StatusCode.FAILED_PRECONDITION  # a DEL is not undone
+    assert key not in store.interfaces
+    multicast = catalog_pb2.PodInterface()
+    multicast.CopyFrom(iface)
+    multicast.mac = "03:00:00:00:00:01"
+    assert await record(0, multicast) == grpc.StatusCode.INVALID_ARGUMENT

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ...errors import DataplaneError, NetnsNotFound
 from ...model import (
@@ -74,6 +74,13 @@ class LinuxDriver:
     @property
     def fastpath(self) -> bool:
         return self._fast.enabled
+
+    def report_pod_macs(self, listener: Callable[[tuple[str, str, str], str], None]) -> None:
+        """`listener(port key, MAC)` is told of every pod side whose MAC is not its port's (a chained plugin set
+        another): at each full resync and as the watch sees a change. Called under the driver's lock, from the
+        dataplane or the watcher thread: it must hand the news on without blocking."""
+        with self._lock:
+            self._pod_macs.listener = listener
 
     def settle_fastpath(self, timeout: float = 5.0) -> bool:
         """Wait for the fast path's background attachments (tests, benchmarks)."""

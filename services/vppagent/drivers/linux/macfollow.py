@@ -30,6 +30,7 @@ from .netlink.socket import NetlinkSocket
 from .podmac import Links, LinkWatch, PodLink
 
 log = logging.getLogger("multinet.vppagent.linux")
+PortKey = tuple[str, str, str]  # PortSpec.key: (network, container id, ifname)
 
 
 class MacFollower:
@@ -46,6 +47,10 @@ class MacFollower:
         self._index = index
         self._applied = applied
         self._pods: dict[str, PodLink] = {}  # host veth → its pod side as last seen (the MAC it has)
+        self._keys: dict[str, PortKey] = {}  # host veth → its port's key (network, container id, ifname)
+        # told (under the lock, so it must not block) of every pod side whose MAC is not the one its port was
+        # given: at each full resync, and when the watch sees one change (the agent reports it to the catalog)
+        self.listener: Callable[[PortKey, str], None] | None = None
         self._sock = NetlinkSocket()  # the watcher thread's own, in the node's netns
         self.watch = LinkWatch(self._on_links)
 
@@ -69,8 +74,10 @@ class MacFollower:
     def record_pod(self, port: PortSpec, link: dumps.Link) -> None:
         """A port's pod side as just read (its link in the pod netns)."""
         self._pods[port.host_ifname] = _pod_link(port, link)
+        self._keys[port.host_ifname] = port.key
 
     def forget_pod(self, host_ifname: str) -> None:
+        self._keys.pop(host_ifname, None)
         known = self._pods.pop(host_ifname, None)
         if known is not None:
             self.unwatch_if_unused(known.netns)
@@ -100,7 +107,10 @@ class MacFollower:
                         link = links.get(port.ifname)
                         if link is not None and link.peer_index == index[port.host_ifname] and link.mac:
                             found[port.host_ifname] = known = _pod_link(port, link)
-                            tuned += [known] if link.mac != port.pod_mac else []
+                            self._keys[port.host_ifname] = port.key
+                            if link.mac != port.pod_mac:
+                                tuned.append(known)
+                                self._tell(port.key, link.mac)
                     _repair_pod_side(sock, tuned)
             except FileNotFoundError:  # gone: its port is re-created or reported (and its watch let go)
                 continue
@@ -109,6 +119,7 @@ class MacFollower:
                 names = {port.host_ifname for port in pod_ports}
                 found.update({name: p for name, p in self._pods.items() if name in names and p.netns == netns})
         self._pods = found
+        self._keys = {name: key for name, key in self._keys.items() if name in found}
         for netns in self.watch.netns() - {p.netns for p in found.values()}:
             self.watch.drop(netns)
         plan.follow_macs(wanted, self.macs())
@@ -135,6 +146,8 @@ class MacFollower:
                 for ip in known.ips:
                     objects.add_neighbour(plan.NeighObj(name, ip, mac))
                 log.info("pod side of %s (in %s) changed its MAC to %s: its neighbour entries follow", name, netns, mac)
+                if name in self._keys:
+                    self._tell(self._keys[name], mac)
             if not moved:
                 return
             failed = [o for o in self._sock.execute_all(requests.adds(objects, self._index())) if o.error]
@@ -146,6 +159,13 @@ class MacFollower:
                     _repair_pod_side(sock, moved)
             except OSError as exc:  # the pod is going away, or the next full resync re-asserts them
                 log.warning("gateway neighbours in %s not re-added: %s", netns, exc)
+
+    def _tell(self, key: PortKey, mac: str) -> None:
+        if self.listener is not None:
+            try:
+                self.listener(key, mac)
+            except Exception:  # a listener's failure must not stop the dataplane's own work
+                log.exception("pod MAC listener failed")
 
 
 def _repair_pod_side(sock: NetlinkSocket, tuned: list[PodLink]) -> None:
