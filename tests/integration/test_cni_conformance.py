@@ -540,6 +540,15 @@ def test_chain_with_debian_tuning_bandwidth_and_portmap(
     pinged = sh(f"ip netns exec {plain} ping -c 20 -i 0.02 -W 1 {address}", check=False).stdout
     assert "20 packets transmitted, 20 received" in pinged, pinged
     assert tbf_packets(stack.node_ns, host) - shaped_before >= 20
+    # the same ADD again (a runtime retrying): multinet refuses it (eth1 now has tuning's MAC, not the one it
+    # makes), and the failure takes nothing from the live pod: its address, its interface, its traffic
+    reserved = state.reservations("blue")
+    again = chain.add("ctr-1", netns.path(pod), "eth1", runtime=mappings)
+    assert again.status != 0 and again.plugin == "multinet", again
+    assert state.reservations("blue") == reserved and "eth1" in pod_links(pod)
+    time.sleep(0.5)  # what a wrong rollback would have set off (a reconcile deleting the port) has had its time
+    pinged = sh(f"ip netns exec {plain} ping -c 3 -i 0.05 -W 1 {address}", check=False).stdout
+    assert "3 packets transmitted, 3 received" in pinged, pinged
     ok(stack.cni("DEL", plain_conf, container_id="plain", netns=netns.path(plain), ifname="eth1"))
     assert f"--to-destination {address}:80" in nat_rules(stack)
     check = chain.check("ctr-1", netns.path(pod), "eth1")

@@ -132,6 +132,15 @@ class CniHandler:
                     ),
                 )
         except BaseException as exc:
+            if allocation.existing:
+                # a repeat of an ADD that already holds these addresses: they, the interface and its record are
+                # the earlier ADD's (a live pod, perhaps with a MAC a chained plugin changed since); this one
+                # failing must not take them away (DEL does that)
+                log.warning(
+                    "repeated ADD failed; the earlier attachment is left as it was",
+                    extra={"network": net.name, "container_id": env.container_id, "ifname": env.ifname},
+                )
+                raise
             await self._rollback(env, net.name, owner, attached=not _interface_exists(exc))
             raise
         return iface
