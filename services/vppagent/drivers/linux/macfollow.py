@@ -88,9 +88,10 @@ class MacFollower:
 
     def follow(self, desired: DesiredNode, wanted: plan.HostObjects) -> None:
         """Level-triggered: the pod side of every port present, read back (one link dump per pod netns, after
-        subscribing to it: nothing changes unseen in between); `wanted` points at the MACs found; a pod whose MAC
-        is not multinet's gets its gateway neighbours re-asserted; exactly the pod netns with ports of ours are
-        watched."""
+        subscribing to it: nothing changes unseen in between); `wanted` points at the MACs found; every pod side
+        gets its gateway neighbours re-asserted (create-or-replace: the kernel flushed them if the MAC changed
+        unseen, and once the catalog records a changed MAC nothing else tells such a pod apart); exactly the pod
+        netns with ports of ours are watched."""
         index = self._index()
         by_netns: dict[str, list[PortSpec]] = {}
         for port in desired.ports.values():
@@ -102,16 +103,18 @@ class MacFollower:
                 self.watch.open(netns)
                 with NetlinkSocket(netns) as sock:
                     links = {link.name: link for link in dumps.links(sock)}
-                    tuned = []
+                    present = []
                     for port in pod_ports:
                         link = links.get(port.ifname)
                         if link is not None and link.peer_index == index[port.host_ifname] and link.mac:
                             found[port.host_ifname] = known = _pod_link(port, link)
                             self._keys[port.host_ifname] = port.key
-                            if link.mac != port.pod_mac:
-                                tuned.append(known)
-                                self._tell(port.key, link.mac)
-                    _repair_pod_side(sock, tuned)
+                            present.append(known)
+                    _repair_pod_side(sock, present)
+                    for port in pod_ports:
+                        seen = found.get(port.host_ifname)
+                        if seen is not None and seen.mac != port.pod_mac:
+                            self._tell(port.key, seen.mac)
             except FileNotFoundError:  # gone: its port is re-created or reported (and its watch let go)
                 continue
             except OSError as exc:  # not read this time: what was known stays (never back to the spec's MAC)
@@ -136,18 +139,17 @@ class MacFollower:
                 with NetlinkSocket(netns) as sock:
                     links = {link.index: link.mac for link in dumps.links(sock)}
             objects = plan.HostObjects()
-            moved = []
+            moved, news = [], []
             for name, known in ours.items():
                 mac = links.get(known.index, "")
                 if not mac or mac == known.mac:
                     continue
                 self._pods[name] = dataclasses.replace(known, mac=mac)
                 moved.append(known)
+                news += [(self._keys[name], mac)] if name in self._keys else []
                 for ip in known.ips:
                     objects.add_neighbour(plan.NeighObj(name, ip, mac))
                 log.info("pod side of %s (in %s) changed its MAC to %s: its neighbour entries follow", name, netns, mac)
-                if name in self._keys:
-                    self._tell(self._keys[name], mac)
             if not moved:
                 return
             failed = [o for o in self._sock.execute_all(requests.adds(objects, self._index())) if o.error]
@@ -159,6 +161,8 @@ class MacFollower:
                     _repair_pod_side(sock, moved)
             except OSError as exc:  # the pod is going away, or the next full resync re-asserts them
                 log.warning("gateway neighbours in %s not re-added: %s", netns, exc)
+            for key, mac in news:  # the node side is done: now the agent may tell the catalog
+                self._tell(key, mac)
 
     def _tell(self, key: PortKey, mac: str) -> None:
         if self.listener is not None:
