@@ -56,6 +56,15 @@ class AgentSettings:
             raise ValueError("--resync-interval must be positive")
 
 
+@dataclass(frozen=True, slots=True)
+class PodMac:
+    """A pod side's MAC as the driver saw it, for the catalog."""
+
+    netns: str
+    mac: str
+    since: float  # monotonic
+
+
 class NodeAgent:
     def __init__(self, settings: AgentSettings, driver: Driver) -> None:
         self.settings = settings
@@ -70,9 +79,10 @@ class NodeAgent:
         self._tombstones: dict[Key, float] = {}
         self._dirty = asyncio.Event()
         self.converged = asyncio.Event()
-        # pod sides whose MAC is not their port's (a chained plugin set another), from the driver's threads, for
-        # the catalog (macreport); bounded: a full resync tells again what was dropped
-        self.pod_macs: asyncio.Queue[tuple[Key, str]] = asyncio.Queue(maxsize=1024)
+        # pod sides whose MAC is not their port's (a chained plugin set another), told by the driver's threads,
+        # waiting to be reported to the catalog (macreport): the latest per port, with where and when it was seen
+        self.pod_macs: dict[Key, PodMac] = {}
+        self.pod_macs_changed = asyncio.Event()  # a report came in, or the state the reports wait for moved
 
     @property
     def in_sync(self) -> bool:
@@ -88,7 +98,9 @@ class NodeAgent:
         report = getattr(self.driver, "report_pod_macs", None)  # drivers that follow pod MACs (linux)
         if callable(report):
             loop = asyncio.get_running_loop()
-            await self._run(report, lambda key, mac: loop.call_soon_threadsafe(self._pod_mac_seen, key, mac))
+            await self._run(
+                report, lambda key, netns, mac: loop.call_soon_threadsafe(self._pod_mac_seen, key, netns, mac)
+            )
         underlay_v6 = bool(self.settings.underlay_ip) and ipaddress.ip_address(self.settings.underlay_ip).version == 6
         self.default_mtu = await self._run(self.driver.tunnel_mtu, underlay_v6)
         log.info(
@@ -96,9 +108,9 @@ class NodeAgent:
             extra={"node": self.settings.node, "driver": self.driver.name, "default_mtu": self.default_mtu},
         )
 
-    def _pod_mac_seen(self, key: Key, mac: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self.pod_macs.put_nowait((key, mac))
+    def _pod_mac_seen(self, key: Key, netns: str, mac: str) -> None:
+        self.pod_macs[key] = PodMac(netns, mac.lower(), time.monotonic())
+        self.pod_macs_changed.set()
 
     async def close(self) -> None:
         self._reaper.shutdown(wait=True)
@@ -155,6 +167,8 @@ class NodeAgent:
         confirms what the CNI fast path already did (our own ports attached or detached) needs no work."""
         confirms_fast_path = self._only_confirms_fast_path(update)
         self.state.apply(update)
+        if self.pod_macs:  # a report may have waited for this record (or its new revision)
+            self.pod_macs_changed.set()
         if confirms_fast_path:
             for iface in update.interfaces:
                 self._fast.pop((iface.network, iface.container_id, iface.ifname), None)

@@ -272,8 +272,8 @@ def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
     pod, client = netns.new("p"), netns.new("c")
     p = port(BLUE, pod, "10.1.0.7", "fd00:1::7")
     c = port(BLUE, client, "10.1.0.8", "fd00:1::8")
-    told: list[tuple[tuple[str, str, str], str]] = []
-    node[1].report_pod_macs(lambda key, mac: told.append((key, mac)))
+    told: list[tuple[tuple[str, str, str], str, str]] = []
+    node[1].report_pod_macs(lambda key, netns, mac: told.append((key, netns, mac)))
     attach(node, p, BLUE)
     attach(node, c, BLUE)
     whoami.start(pod, "pod")
@@ -282,7 +282,7 @@ def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
     sh(f"ip -n {pod} link set eth1 address {TUNED_MAC}")
     tuned = {"10.1.0.7": TUNED_MAC, "fd00:1::7": TUNED_MAC}
     wait_for(lambda: neighbour_macs(node[0], p.host_ifname) == tuned, 5.0, "the node's neighbours to follow")
-    assert told == [(p.key, TUNED_MAC)]
+    assert told == [(p.key, p.netns, TUNED_MAC)]
     assert ask(client, "10.1.0.7") == "pod"
     assert ask(client, "fd00:1::7") == "pod"
     assert sh(f"ip netns exec {client} ping -c1 -W1 10.1.0.7").returncode == 0
@@ -296,7 +296,7 @@ def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
             *(f"neighbour {ip} on {p.host_ifname} missing or not {p.pod_mac}" for ip in ("10.1.0.7", "fd00:1::7")),
         ]
         assert node[1].check(dataclasses.replace(p, mac=TUNED_MAC), BLUE) == []
-    assert told == [(p.key, TUNED_MAC)] * 2  # the full resync told again (level-triggered); the diff apply not
+    assert told == [(p.key, p.netns, TUNED_MAC)] * 2  # the full resync told again (level-triggered); the diff apply not
     assert full.changed == 0 and not full.problems, full  # the watcher already repaired: nothing left to do
     assert diff.changed == 0 and not diff.problems, diff
     assert neighbour_macs(node[0], p.host_ifname) == tuned

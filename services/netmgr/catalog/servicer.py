@@ -133,18 +133,29 @@ class CatalogServicer(
         except ServiceError as exc:
             await abort(context, exc)
         key = (iface.network, iface.container_id, iface.ifname)
-        if request.expect_revision:
-            current = self.store.interfaces.get(key)
-            if current is None or current.revision != request.expect_revision:
-                found = "gone" if current is None else f"at revision {current.revision}"
-                await abort(
-                    context,
-                    ServiceError(
-                        grpc.StatusCode.FAILED_PRECONDITION,
-                        f"interface {'/'.join(key)}: expected revision {request.expect_revision}, {found}",
-                    ),
-                )
         revision = self.store.commit([Change("interfaces", key, iface, E.POD_ATTACHED)])
+        return catalog_pb2.RecordInterfaceResponse(revision=revision)
+
+    async def SetInterfaceMac(
+        self, request: catalog_pb2.SetInterfaceMacRequest, context: Context
+    ) -> catalog_pb2.RecordInterfaceResponse:
+        key = (request.network, request.container_id, request.ifname)
+        problem = fields.unicast_mac_problem(request.mac)
+        if problem:
+            await abort(context, invalid(f"mac: {problem}"))
+        current = self.store.interfaces.get(key)
+        if current is None or current.revision != request.expect_revision or current.netns != request.netns:
+            found = "gone" if current is None else f"at revision {current.revision} in {current.netns}"
+            seen = f"revision {request.expect_revision} in {request.netns}"
+            why = f"interface {'/'.join(key)}: saw {seen}, now {found}"
+            await abort(context, ServiceError(grpc.StatusCode.FAILED_PRECONDITION, why))
+        if current.mac.lower() == request.mac.lower():
+            return catalog_pb2.RecordInterfaceResponse(revision=current.revision)
+        updated = catalog_pb2.PodInterface()
+        updated.CopyFrom(current)
+        updated.mac = request.mac.lower()
+        # POD_ATTACHED is an upsert for subscribers: the interface's record (network-status) changed
+        revision = self.store.commit([Change("interfaces", key, updated, E.POD_ATTACHED)])
         return catalog_pb2.RecordInterfaceResponse(revision=revision)
 
     async def ForgetInterface(

@@ -159,35 +159,43 @@ async def test_event_stream_resumes_without_gaps_or_repeats(store: CatalogStore)
     assert seen == [1, 2, 3, 4, 5, 6]
 
 
-async def test_conditional_record_never_resurrects_nor_overwrites_an_interface(store: CatalogStore) -> None:
-    """How an agent reports the MAC a chained plugin gave a pod: only onto the record it saw (its revision)."""
+async def test_set_interface_mac_applies_only_to_the_record_its_caller_saw(store: CatalogStore) -> None:
+    """How an agent reports the MAC a chained plugin gave a pod: only onto the record it saw (revision, netns);
+    only the MAC changes; a DEL is never undone."""
     servicer = CatalogServicer(store)
     context = cast(Context, LocalContext())
     store.commit(plan(store, [blue()]).changes)
     key = ("blue", "c1", "eth1")
-    iface = catalog_pb2.PodInterface(network="blue", container_id="c1", ifname="eth1", node="n")
-    iface.mac = "02:00:00:00:00:01"
+    iface = catalog_pb2.PodInterface(network="blue", container_id="c1", ifname="eth1", node="n", netns="/run/x")
+    iface.mac, iface.ips[:] = "02:00:00:00:00:01", ["192.168.0.5/32"]
     first = await servicer.RecordInterface(catalog_pb2.RecordInterfaceRequest(interface=iface), context)
-    tuned = catalog_pb2.PodInterface()
-    tuned.CopyFrom(iface)
-    tuned.mac = "02:42:00:00:00:42"
+    store.commit([Change("interfaces", ("blue", "other", "eth1"), catalog_pb2.PodInterface(), E.POD_ATTACHED)])
+    assert store.revision != first.revision  # the record's revision, not the catalog's, is what counts
 
-    async def record(expect: int, what: catalog_pb2.PodInterface = tuned) -> grpc.StatusCode:
-        request = catalog_pb2.RecordInterfaceRequest(interface=what, expect_revision=expect)
+    async def set_mac(expect: int, mac: str = "02:42:00:00:00:42", netns: str = "/run/x") -> grpc.StatusCode:
+        request = catalog_pb2.SetInterfaceMacRequest(
+            network="blue", container_id="c1", ifname="eth1", netns=netns, mac=mac, expect_revision=expect
+        )
         try:
-            await servicer.RecordInterface(request, context)
+            await servicer.SetInterfaceMac(request, context)
         except grpc.aio.AioRpcError as exc:
             return exc.code()
         return grpc.StatusCode.OK
 
-    assert await record(first.revision) == grpc.StatusCode.OK
-    assert store.interfaces[key].mac == "02:42:00:00:00:42"
-    assert await record(first.revision) == grpc.StatusCode.FAILED_PRECONDITION  # a newer record is kept
+    assert await set_mac(first.revision, netns="/run/y") == grpc.StatusCode.FAILED_PRECONDITION  # another netns
+    assert await set_mac(first.revision, mac="03:00:00:00:00:01") == grpc.StatusCode.INVALID_ARGUMENT
+    assert await set_mac(first.revision) == grpc.StatusCode.OK
+    now = store.interfaces[key]
+    assert (now.mac, list(now.ips), now.netns) == ("02:42:00:00:00:42", ["192.168.0.5/32"], "/run/x")
+    assert await set_mac(first.revision) == grpc.StatusCode.FAILED_PRECONDITION  # a newer record is kept
+    before = store.revision
+    assert await set_mac(now.revision) == grpc.StatusCode.OK and store.revision == before  # same MAC: no change
     forget = catalog_pb2.ForgetInterfaceRequest(network="blue", container_id="c1", ifname="eth1")
     await servicer.ForgetInterface(forget, context)
-    assert await record(store.revision) == grpc.StatusCode.FAILED_PRECONDITION  # a DEL is not undone
-    assert key not in store.interfaces
-    multicast = catalog_pb2.PodInterface()
-    multicast.CopyFrom(iface)
-    multicast.mac = "03:00:00:00:00:01"
-    assert await record(0, multicast) == grpc.StatusCode.INVALID_ARGUMENT
+    assert await set_mac(now.revision, mac="02:42:00:00:00:43") == grpc.StatusCode.FAILED_PRECONDITION
+    assert key not in store.interfaces  # a DEL is not undone
+    bad = catalog_pb2.PodInterface()
+    bad.CopyFrom(iface)
+    bad.mac = "03:00:00:00:00:01"
+    with pytest.raises(grpc.aio.AioRpcError, match=r"interface\.mac"):
+        await servicer.RecordInterface(catalog_pb2.RecordInterfaceRequest(interface=bad), context)

@@ -75,10 +75,10 @@ class LinuxDriver:
     def fastpath(self) -> bool:
         return self._fast.enabled
 
-    def report_pod_macs(self, listener: Callable[[tuple[str, str, str], str], None]) -> None:
-        """`listener(port key, MAC)` is told of every pod side whose MAC is not its port's (a chained plugin set
-        another): at each full resync and as the watch sees a change. Called under the driver's lock, from the
-        dataplane or the watcher thread: it must hand the news on without blocking."""
+    def report_pod_macs(self, listener: Callable[[tuple[str, str, str], str, str], None]) -> None:
+        """`listener(port key, pod netns, MAC)` is told of every pod side whose MAC is not its port's (a chained
+        plugin set another): at each full resync and as the watch sees a change. Called under the driver's lock,
+        from the dataplane or the watcher thread: it must hand the news on without blocking."""
         with self._lock:
             self._pod_macs.listener = listener
 

@@ -50,7 +50,7 @@ class MacFollower:
         self._keys: dict[str, PortKey] = {}  # host veth → its port's key (network, container id, ifname)
         # told (under the lock, so it must not block) of every pod side whose MAC is not the one its port was
         # given: at each full resync, and when the watch sees one change (the agent reports it to the catalog)
-        self.listener: Callable[[PortKey, str], None] | None = None
+        self.listener: Callable[[PortKey, str, str], None] | None = None  # (port key, pod netns, MAC)
         self._sock = NetlinkSocket()  # the watcher thread's own, in the node's netns
         self.watch = LinkWatch(self._on_links)
 
@@ -114,7 +114,7 @@ class MacFollower:
                     for port in pod_ports:
                         seen = found.get(port.host_ifname)
                         if seen is not None and seen.mac != port.pod_mac:
-                            self._tell(port.key, seen.mac)
+                            self._tell(port.key, netns, seen.mac)
             except FileNotFoundError:  # gone: its port is re-created or reported (and its watch let go)
                 continue
             except OSError as exc:  # not read this time: what was known stays (never back to the spec's MAC)
@@ -146,7 +146,7 @@ class MacFollower:
                     continue
                 self._pods[name] = dataclasses.replace(known, mac=mac)
                 moved.append(known)
-                news += [(self._keys[name], mac)] if name in self._keys else []
+                news += [(self._keys[name], known.netns, mac)] if name in self._keys else []
                 for ip in known.ips:
                     objects.add_neighbour(plan.NeighObj(name, ip, mac))
                 log.info("pod side of %s (in %s) changed its MAC to %s: its neighbour entries follow", name, netns, mac)
@@ -161,13 +161,13 @@ class MacFollower:
                     _repair_pod_side(sock, moved)
             except OSError as exc:  # the pod is going away, or the next full resync re-asserts them
                 log.warning("gateway neighbours in %s not re-added: %s", netns, exc)
-            for key, mac in news:  # the node side is done: now the agent may tell the catalog
-                self._tell(key, mac)
+            for key, pod_netns, mac in news:  # the node side is done: now the agent may tell the catalog
+                self._tell(key, pod_netns, mac)
 
-    def _tell(self, key: PortKey, mac: str) -> None:
+    def _tell(self, key: PortKey, netns: str, mac: str) -> None:
         if self.listener is not None:
             try:
-                self.listener(key, mac)
+                self.listener(key, netns, mac)
             except Exception:  # a listener's failure must not stop the dataplane's own work
                 log.exception("pod MAC listener failed")
 
