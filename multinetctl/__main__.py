@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "init", help="write DIR/services and DIR/nodes, each ca.crt, tls.crt, tls.key (a component's MULTINET_TLS_DIR)"
     )
     init.add_argument("dir", help="directory to write (created if missing)")
-    init.add_argument("--days", type=int, default=365, help="validity (default 365)")
+    init.add_argument("--days", type=_days, default=365, help="validity (default 365)")
     init.add_argument("--force", action="store_true", help="replace existing files")
 
     lab = sub.add_parser("lab", help="a local multi-node lab in network namespaces")
@@ -99,10 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return lab(argv[1:])
     args = build_parser().parse_args(argv)
-    if args.command != "tls":  # `tls init` is how unusable material gets replaced
-        from services.common import tls
+    from services.common.tls import TlsError
 
-        tls.require()  # MULTINET_TLS_DIR set but unusable: say so before any command dials
+    try:
+        return _run(args)
+    except TlsError as exc:  # MULTINET_TLS_DIR set but unusable, found when a command dialled over TCP
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "up":
         from .embedded import up
 
@@ -136,14 +142,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def _days(text: str) -> int:
+    from services.common.tls import MAX_DAYS
+
+    value = int(text)
+    if not 1 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{value}: expected 1 to {MAX_DAYS}")
+    return value
+
+
 def tls_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from services.common import tls
 
-    if not 1 <= args.days <= tls.MAX_DAYS:
-        print(f"multinetctl tls init: --days must be 1 to {tls.MAX_DAYS}", file=sys.stderr)
-        return 2
     try:
         written = tls.generate(Path(args.dir), days=args.days, force=args.force)
     except (tls.TlsError, OSError) as exc:

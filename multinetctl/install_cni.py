@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import grpc
 from multinet.v1 import catalog_pb2, catalog_pb2_grpc
 
+from services.common.files import write_atomically
 from services.common.paths import InstancePaths
 from services.netmgr.cni.config import SUPPORTED_VERSIONS
 from services.netmgr.netconf import loads_lenient, plugins_of
@@ -49,7 +48,7 @@ def install_cni(args: argparse.Namespace) -> int:
             )
             continue
         path = conf_dir / f"{att.name}.conflist"
-        _atomic_write(path, json.dumps(conflist(att, args.cni_version), indent=2) + "\n", 0o644)
+        write_atomically(path, (json.dumps(conflist(att, args.cni_version), indent=2) + "\n").encode(), 0o644)
         written.add(att.name)
         print(f"wrote {path} (network {att.network})")
     return 0
@@ -75,22 +74,14 @@ def install_plugin(dest: Path, socket: Path, *, interpreter: str | None = None, 
     (-IS). Both speak the same protocol and print the same answers. Returns which one was installed."""
     if shim == "native" and not NATIVE_SHIM.exists():
         raise FileNotFoundError(f"{NATIVE_SHIM} is not built: run scripts/setup.sh (needs a C compiler)")
-    _atomic_write(dest.with_name("multinet.socket"), f"{socket}\n", 0o644)
+    write_atomically(dest.with_name("multinet.socket"), f"{socket}\n".encode(), 0o644)
     if shim in ("auto", "native") and NATIVE_SHIM.exists():
-        _atomic_copy(NATIVE_SHIM, dest)
+        write_atomically(dest, NATIVE_SHIM.read_bytes(), 0o755)
         return "native"
     interpreter = interpreter or shim_interpreter()
     source = SHIM_SOURCE.read_text()
-    _atomic_write(dest, f"#!{interpreter} -IS\n{source}", 0o755)
+    write_atomically(dest, f"#!{interpreter} -IS\n{source}".encode(), 0o755)
     return "python"
-
-
-def _atomic_copy(source: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copyfile(source, tmp)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, dest)
 
 
 def conflist(att: catalog_pb2.AttachmentDefinition, default_version: str) -> dict[str, Any]:
@@ -115,11 +106,3 @@ def conflist(att: catalog_pb2.AttachmentDefinition, default_version: str) -> dic
         out["cniVersions"] = list(CNI_VERSIONS)
     out["plugins"] = [ours, *chain]
     return out
-
-
-def _atomic_write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.podman",
     "tests.fixtures.lab",
+    "tests.fixtures.tls",
 ]
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from services.common.files import write_atomically
 
 DEFAULT_LAB_DIR = Path("/var/lib/multinet-lab")
 CATALOG_PORT = 7001
@@ -118,10 +119,7 @@ class LabDir:
         return state
 
     def save(self, state: LabState) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state), indent=2))
-        os.replace(tmp, self.state_file)
+        write_atomically(self.state_file, json.dumps(asdict(state), indent=2).encode(), 0o644)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

@@ -71,10 +71,8 @@ async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]
     for register in registrars:
         register(server)
     paths = []
-    material = tls.configured()
-    tcp = [a for a in addresses if not a.startswith("unix:")]
-    if material is not None and tcp and not material.serves:
-        raise tls.TlsError(tls.serving_refused(material, tcp))
+    material = tls.configured() if any(not a.startswith("unix:") for a in addresses) else None
+    tls.check_serving(material, addresses)
     for address in addresses:
         path = _prepare_unix(address)
         if path is None and material is not None:
@@ -96,8 +94,8 @@ async def start_server(registrars: Sequence[Registrar], addresses: Sequence[str]
 def channel(target: str) -> grpc.aio.Channel:
     """A client channel to "unix:/path" or "host:port" (mutual TLS on TCP when it is configured: the server must
     present a certificate for tls.SERVER_NAME from the configured CA)."""
-    material = tls.configured()
-    if target.startswith("unix:") or material is None:
+    material = None if target.startswith("unix:") else tls.configured()
+    if material is None:
         return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
     options = (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", tls.SERVER_NAME))
     return grpc.aio.secure_channel(target, tls.channel_credentials(material), options=options)

@@ -12,7 +12,6 @@ MULTINET_TLS_DIR."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import logging
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import grpc
 from cryptography.exceptions import InvalidSignature
+
+from .files import write_atomically
 
 log = logging.getLogger("multinet.tls")
 
@@ -46,7 +47,7 @@ class Material:
     cert: bytes
     key: bytes
     directory: Path  # where they were read (the ssl module loads a certificate chain from files only)
-    serves: bool = True  # the certificate may be a server's (extended key usage serverAuth, or none given)
+    serves: bool  # the certificate may be a server's (extended key usage serverAuth, or none given)
 
 
 def load(directory: str | Path) -> Material:
@@ -119,23 +120,24 @@ def configured() -> Material | None:
 
 
 def require(listen: Sequence[str] = ()) -> Material | None:
-    """configured(), or the process exits naming what is wrong (a service's or the CLI's first step): unusable
-    material, or a client-only certificate (the nodes') for a process about to listen on TCP (`listen`)."""
+    """configured() and check_serving(), or the process exits naming what is wrong: a service's first step,
+    before it opens anything."""
     try:
         material = configured()
+        check_serving(material, listen)
     except TlsError as exc:
         raise SystemExit(f"error: {exc}") from None
-    tcp = [address for address in listen if not address.startswith("unix:")]
-    if material is not None and tcp and not material.serves:
-        raise SystemExit(f"error: {serving_refused(material, tcp)}")
     return material
 
 
-def serving_refused(material: Material, tcp: Sequence[str]) -> str:
-    return (
-        f"{ENV}={material.directory} holds a client-only certificate (the nodes'): listening on {', '.join(tcp)} "
-        f"needs the services' material"
-    )
+def check_serving(material: Material | None, listen: Sequence[str]) -> None:
+    """TlsError when a client-only certificate (the nodes') is all a process has for listening on TCP."""
+    tcp = [address for address in listen if not address.startswith("unix:")]
+    if material is not None and tcp and not material.serves:
+        raise TlsError(
+            f"{ENV}={material.directory} holds a client-only certificate (the nodes'): listening on "
+            f"{', '.join(tcp)} needs the services' material"
+        )
 
 
 def server_credentials(material: Material) -> grpc.ServerCredentials:
@@ -153,12 +155,13 @@ def channel_credentials(material: Material) -> grpc.ChannelCredentials:
 def client_ssl_context(material: Material) -> ssl.SSLContext:
     """For HTTPS clients (IPAM → etcd): trusts only the material's CA and presents its certificate. The peer
     must present a certificate naming SERVER_NAME: pass it as the request's server_hostname. The ssl module
-    reads the certificate and key from their files again: they must still be the ones that were checked."""
-    cert, key = material.directory / CERT_FILE, material.directory / KEY_FILE
-    if cert.read_bytes() != material.cert or key.read_bytes() != material.key:
-        raise TlsError(f"{ENV}: {material.directory} changed since it was checked: restart to use the new files")
+    loads a certificate chain from files only: it gets private copies of the bytes that were checked."""
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=material.ca.decode())
-    context.load_cert_chain(cert, key)
+    with tempfile.TemporaryDirectory(prefix="multinet-tls-") as private:  # 0700
+        cert, key = Path(private) / CERT_FILE, Path(private) / KEY_FILE
+        write_atomically(cert, material.cert, 0o600)
+        write_atomically(key, material.key, 0o600)
+        context.load_cert_chain(cert, key)
     return context
 
 
@@ -180,11 +183,8 @@ def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path
         NODES: [ExtendedKeyUsageOID.CLIENT_AUTH],
     }
     files = [directory / role / n for role in roles for n in (CA_FILE, CERT_FILE, KEY_FILE)]
-    single = [directory / n for n in (CA_FILE, CERT_FILE, KEY_FILE)]  # the one-certificate layout of before
-    if not force and any(f.exists() for f in files + single):
+    if not force and any(f.exists() for f in files):
         raise TlsError(f"{directory} already holds TLS files (use --force to replace them)")
-    for old in single:  # with --force: nothing may go on using the old CA from DIR itself
-        old.unlink(missing_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
 
@@ -240,29 +240,7 @@ def generate(directory: Path, days: int = 365, force: bool = False) -> list[Path
         )
         key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         (directory / role).mkdir(parents=True, exist_ok=True)
-        _write_atomically(directory / role / KEY_FILE, key_pem, 0o600)
-        _write_atomically(directory / role / CERT_FILE, cert.public_bytes(pem), 0o644)
-        _write_atomically(directory / role / CA_FILE, ca.public_bytes(pem), 0o644)
+        write_atomically(directory / role / KEY_FILE, key_pem, 0o600)
+        write_atomically(directory / role / CERT_FILE, cert.public_bytes(pem), 0o644)
+        write_atomically(directory / role / CA_FILE, ca.public_bytes(pem), 0o644)
     return files
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """A fresh file (mkstemp: exclusive, 0600, never through a planted link), given its mode before any byte
-    is written, synced, then renamed over `path`; the directory synced after."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

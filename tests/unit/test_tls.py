@@ -4,16 +4,16 @@ certificates made by `generate`; plaintext stays plaintext without MULTINET_TLS_
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from services.common import rpc, tls
+from tests.fixtures.etcd import free_port
+from tests.fixtures.tls import use
 
 METHOD = "/multinet.test.Echo/Echo"
 
@@ -34,35 +34,9 @@ def _make(root: Path, role: str = tls.SERVICES) -> Path:
     return root / role
 
 
-@pytest.fixture
-def tls_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """This process holds the services' material (it listens); the nodes' is beside it."""
-    directory = _make(tmp_path / "tls")
-    monkeypatch.setenv(tls.ENV, str(directory))
-    tls.configured.cache_clear()
-    yield directory
-    tls.configured.cache_clear()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def _call(channel: grpc.aio.Channel) -> bytes:
     reply: bytes = await channel.unary_unary(METHOD, None, None)(b"ping", timeout=5)
     return reply
-
-
-def _use(monkeypatch: pytest.MonkeyPatch, directory: Path | None) -> None:
-    """This process's material from now on (the cache is per process: cleared here)."""
-    if directory is None:
-        monkeypatch.delenv(tls.ENV, raising=False)
-    else:
-        monkeypatch.setenv(tls.ENV, str(directory))
-    tls.configured.cache_clear()
 
 
 def _tls_channel(port: int, directory: Path, *, ca: Path | None = None, client_cert: bool = True) -> grpc.aio.Channel:
@@ -77,28 +51,36 @@ def _tls_channel(port: int, directory: Path, *, ca: Path | None = None, client_c
     )
 
 
-async def _refused(channel: grpc.aio.Channel) -> bool:
+async def _outcome(channel: grpc.aio.Channel) -> grpc.StatusCode:
+    """OK when the call went through, else the status it failed with."""
     async with channel:
         try:
-            await _call(channel)
+            assert await _call(channel) == b"ping"
         except grpc.aio.AioRpcError as exc:
-            return exc.code() == grpc.StatusCode.UNAVAILABLE
-    return False
+            return exc.code()
+    return grpc.StatusCode.OK
 
 
-async def test_tcp_listener_takes_only_clients_with_a_certificate_from_its_ca(tls_env: Path, tmp_path: Path) -> None:
+REFUSED, ACCEPTED = grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.OK
+
+
+async def test_tcp_listener_takes_only_clients_with_a_certificate_from_its_ca(
+    tls_material: Path, tmp_path: Path
+) -> None:
     other = _make(tmp_path / "other")
-    port = _free_port()
+    port = free_port()
     server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
     try:
         async with rpc.channel(f"127.0.0.1:{port}") as channel:
             assert await _call(channel) == b"ping"
-        assert await _refused(grpc.aio.insecure_channel(f"127.0.0.1:{port}"))
-        assert await _refused(_tls_channel(port, tls_env, client_cert=False))
-        assert await _refused(_tls_channel(port, other, ca=tls_env / "ca.crt"))  # another CA's certificate
-        async with _tls_channel(port, tls_env) as channel:  # the hand-built client itself is sound
+        assert await _outcome(grpc.aio.insecure_channel(f"127.0.0.1:{port}")) == REFUSED
+        assert await _outcome(_tls_channel(port, tls_material, client_cert=False)) == REFUSED
+        assert (
+            await _outcome(_tls_channel(port, other, ca=tls_material / "ca.crt")) == REFUSED
+        )  # another CA's certificate
+        async with _tls_channel(port, tls_material) as channel:  # the hand-built client itself is sound
             assert await _call(channel) == b"ping"
-        async with _tls_channel(port, tls_env.parent / tls.NODES) as channel:  # a node's certificate: a client's
+        async with _tls_channel(port, tls_material.parent / tls.NODES) as channel:  # a node's certificate: a client's
             assert await _call(channel) == b"ping"
     finally:
         await server.stop(None)
@@ -108,52 +90,48 @@ async def test_a_nodes_certificate_can_neither_listen_nor_pose_as_a_service(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     nodes = _make(tmp_path / "tls", tls.NODES)
-    _use(monkeypatch, nodes)
-    try:
-        with pytest.raises(tls.TlsError, match="client-only certificate"):
-            await rpc.start_server([_echo_server], [f"127.0.0.1:{_free_port()}"])
-        with pytest.raises(SystemExit, match="client-only certificate"):
-            tls.require(["unix:/run/x.sock", "0.0.0.0:7001"])
-        assert tls.require(["unix:/run/x.sock"]) is not None  # unix sockets take no certificate
-        # a server made by hand with a node's key (what a compromised node could run): multinet's clients refuse
-        # it, as its certificate is not for servers (extended key usage), although the CA and the name are right;
-        # the same server with the services' key is accepted (the refusal is the certificate's purpose)
-        for role, refused in ((tls.NODES, True), (tls.SERVICES, False)):
-            port = _free_port()
-            rogue = grpc.aio.server()
-            _echo_server(rogue)
-            material = tls.load(nodes.parent / role)
-            creds = grpc.ssl_server_credentials([(material.key, material.cert)])
-            assert rogue.add_secure_port(f"127.0.0.1:{port}", creds) == port
-            await rogue.start()
-            try:
-                assert await _refused(rpc.channel(f"127.0.0.1:{port}")) is refused, role
-            finally:
-                await rogue.stop(None)
-    finally:
-        tls.configured.cache_clear()
+    use(monkeypatch, nodes)
+    with pytest.raises(tls.TlsError, match="client-only certificate"):
+        await rpc.start_server([_echo_server], [f"127.0.0.1:{free_port()}"])
+    with pytest.raises(SystemExit, match="client-only certificate"):
+        tls.require(["unix:/run/x.sock", "0.0.0.0:7001"])
+    assert tls.require(["unix:/run/x.sock"]) is not None  # unix sockets take no certificate
+    # a server made by hand with a node's key (what a compromised node could run): multinet's clients refuse
+    # it, as its certificate is not for servers (extended key usage), although the CA and the name are right;
+    # the same server with the services' key is accepted (the refusal is the certificate's purpose)
+    for role, expected in ((tls.NODES, REFUSED), (tls.SERVICES, ACCEPTED)):
+        port = free_port()
+        rogue = grpc.aio.server()
+        _echo_server(rogue)
+        material = tls.load(nodes.parent / role)
+        creds = grpc.ssl_server_credentials([(material.key, material.cert)])
+        assert rogue.add_secure_port(f"127.0.0.1:{port}", creds) == port
+        await rogue.start()
+        try:
+            assert await _outcome(rpc.channel(f"127.0.0.1:{port}")) == expected, role
+        finally:
+            await rogue.stop(None)
 
 
 async def test_rpc_channel_refuses_a_server_whose_certificate_another_ca_signed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     mine, theirs = _make(tmp_path / "mine"), _make(tmp_path / "theirs")
-    _use(monkeypatch, theirs)
-    port = _free_port()
+    use(monkeypatch, theirs)
+    port = free_port()
     server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
     try:
-        _use(monkeypatch, mine)
-        assert await _refused(rpc.channel(f"127.0.0.1:{port}"))
+        use(monkeypatch, mine)
+        assert await _outcome(rpc.channel(f"127.0.0.1:{port}")) == REFUSED
     finally:
         await server.stop(None)
-        tls.configured.cache_clear()
 
 
 async def test_without_tls_dir_tcp_is_plaintext_and_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _use(monkeypatch, None)
-    port = _free_port()
+    use(monkeypatch, None)
+    port = free_port()
     server = await rpc.start_server([_echo_server], [f"127.0.0.1:{port}"])
     try:
         assert any("without TLS" in r.getMessage() for r in caplog.records)
@@ -161,7 +139,6 @@ async def test_without_tls_dir_tcp_is_plaintext_and_logged(
             assert await _call(plain) == b"ping"
     finally:
         await server.stop(None)
-        tls.configured.cache_clear()
 
 
 def test_unusable_material_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -231,23 +208,10 @@ def test_generate_keeps_existing_files_unless_forced(tmp_path: Path) -> None:
         tls.generate(tmp_path / "x", days=tls.MAX_DAYS + 1)
 
 
-def test_generate_over_the_single_certificate_layout_refuses_then_replaces_it(tmp_path: Path) -> None:
-    """Material made before the roles (DIR/ca.crt, tls.crt, tls.key) must not live on beside the new."""
-    for name in ("ca.crt", "tls.crt", "tls.key"):
-        (tmp_path / name).write_text("old\n")
-    with pytest.raises(tls.TlsError, match="--force"):
-        tls.generate(tmp_path)
-    tls.generate(tmp_path, force=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [tls.NODES, tls.SERVICES]
-
-
 def test_a_service_with_unusable_material_stops_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    _use(monkeypatch, tmp_path / "missing")
-    try:
-        with pytest.raises(SystemExit, match=r"missing/ca\.crt"):
-            tls.require()
-    finally:
-        tls.configured.cache_clear()
+    use(monkeypatch, tmp_path / "missing")
+    with pytest.raises(SystemExit, match=r"missing/ca\.crt"):
+        tls.require()
 
 
 def test_multinetctl_tls_init(tmp_path: Path) -> None:
@@ -271,5 +235,9 @@ def test_multinetctl_tls_init(tmp_path: Path) -> None:
     assert again.returncode == 1 and "--force" in again.stderr
     assert ctl("tls", "init", str(tmp_path / "u"), "--days", "0").returncode == 2
     assert ctl("tls", "init", str(tmp_path / "u"), "--days", "99999999999").returncode == 2
-    elsewhere = ctl("get", "networks", "--state-dir", str(tmp_path / "s"), tls_dir=str(tmp_path / "nothing"))
-    assert elsewhere.returncode == 1 and f"{tmp_path / 'nothing' / 'ca.crt'}" in elsewhere.stderr
+    # unusable material is found where a command dials over TCP, and named; unix sockets never look at it
+    nothing = str(tmp_path / "nothing")
+    over_tcp = ctl("get", "networks", "--server", "127.0.0.1:9", tls_dir=nothing)
+    assert over_tcp.returncode == 1 and f"{tmp_path / 'nothing' / 'ca.crt'}" in over_tcp.stderr, over_tcp.stderr
+    local = ctl("get", "networks", "--state-dir", str(tmp_path / "s"), tls_dir=nothing)
+    assert "ca.crt" not in local.stderr, local.stderr

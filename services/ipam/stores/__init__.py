@@ -45,8 +45,8 @@ def _etcd_tls(urls: list[str]) -> tuple[ssl.SSLContext | None, str]:
         return None, ""
     try:
         material = tls.configured()
-    except tls.TlsError as exc:
+        if material is None:
+            raise FieldError("store", f"etcd over https needs {tls.ENV} (the CA and the client certificate)")
+        return tls.client_ssl_context(material), tls.SERVER_NAME
+    except (tls.TlsError, ssl.SSLError, OSError) as exc:
         raise FieldError("store", str(exc)) from None
-    if material is None:
-        raise FieldError("store", f"etcd over https needs {tls.ENV} (the CA and the client certificate)")
-    return tls.client_ssl_context(material), tls.SERVER_NAME

@@ -93,7 +93,7 @@ class EtcdClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # One pooled keep-alive session: a new TCP connection per request would cost more than the request.
-            connector = aiohttp.TCPConnector(limit=64, ssl=self._tls if self._tls is not None else True)
+            connector = aiohttp.TCPConnector(limit=64, ssl=self._tls or True)  # True: the system's defaults
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
