@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from services.common import logs, telemetry, tls
 from services.common.lifecycle import run_until_signalled
 from services.common.paths import InstancePaths, unix_target
+from services.vppagent.drivers.linux.fastpath.control import wanted_mode
 from services.vppagent.drivers.linux.sysctl import tunnel_rps_mask
 
 from .agent import AgentSettings
@@ -32,8 +33,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def config_from(args: argparse.Namespace) -> AgentConfig:
-    if args.driver == "linux":
-        tunnel_rps_mask()  # ValueError naming MULTINET_TUNNEL_RPS, before anything starts
+    if args.driver == "linux":  # ValueErrors naming the variable, before anything starts
+        tunnel_rps_mask()
+        wanted_mode(None)
     paths = InstancePaths.resolve(args.state_dir)
     paths.ensure()
     return AgentConfig(

@@ -540,13 +540,18 @@ def test_chain_with_debian_tuning_bandwidth_and_portmap(
     pinged = sh(f"ip netns exec {plain} ping -c 20 -i 0.02 -W 1 {address}", check=False).stdout
     assert "20 packets transmitted, 20 received" in pinged, pinged
     assert tbf_packets(stack.node_ns, host) - shaped_before >= 20
-    # the same ADD again (a runtime retrying): multinet refuses it (eth1 now has tuning's MAC, not the one it
-    # makes), and the failure takes nothing from the live pod: its address, its interface, its traffic
+    # multinet's ADD again (a runtime retrying): its own pair is recognised by its peer, not by the MAC tuning
+    # changed; the result says the MAC the pod has; the address, the interface and the traffic stay
     reserved = state.reservations("blue")
-    again = chain.add("ctr-1", netns.path(pod), "eth1", runtime=mappings)
-    assert again.status != 0 and again.plugin == "multinet", again
+    env = {"CNI_CONTAINERID": "ctr-1", "CNI_NETNS": netns.path(pod), "CNI_IFNAME": "eth1", "CNI_ARGS": ""}
+    again = chain._exec(conflist["plugins"][0], "ADD", env, {})
+    assert again.status == 0, again
+    assert again.out["interfaces"][again.out["ips"][0]["interface"]]["mac"] == "02:42:00:00:00:42", again.out
     assert state.reservations("blue") == reserved and "eth1" in pod_links(pod)
-    time.sleep(0.5)  # what a wrong rollback would have set off (a reconcile deleting the port) has had its time
+    # a repeat that fails (it asks for a MAC the pod does not have) undoes nothing: all of it is the first ADD's
+    refused = chain._exec(conflist["plugins"][0], "ADD", env | {"CNI_ARGS": "MAC=02:00:00:00:00:99"}, {})
+    assert refused.status != 0 and "02:00:00:00:00:99" in refused.out["msg"], refused
+    assert state.reservations("blue") == reserved and "eth1" in pod_links(pod)
     pinged = sh(f"ip netns exec {plain} ping -c 3 -i 0.05 -W 1 {address}", check=False).stdout
     assert "3 packets transmitted, 3 received" in pinged, pinged
     ok(stack.cni("DEL", plain_conf, container_id="plain", netns=netns.path(plain), ifname="eth1"))

@@ -132,21 +132,20 @@ class CniHandler:
                     ),
                 )
         except BaseException as exc:
-            if allocation.existing:
-                # a repeat of an ADD that already holds these addresses: they, the interface and its record are
-                # the earlier ADD's (a live pod, perhaps with a MAC a chained plugin changed since); this one
-                # failing must not take them away (DEL does that)
-                log.warning(
-                    "repeated ADD failed; the earlier attachment is left as it was",
-                    extra={"network": net.name, "container_id": env.container_id, "ifname": env.ifname},
-                )
-                raise
-            await self._rollback(env, net.name, owner, attached=not _interface_exists(exc))
+            await self._rollback(env, net.name, owner, repeat=allocation.existing, attached=not _interface_exists(exc))
             raise
         return iface
 
-    async def _rollback(self, env: CniEnv, network: str, owner: ipam_pb2.Owner, *, attached: bool) -> None:
-        """Undo a partial ADD. Best effort on each step: one failing must not keep the others from running."""
+    async def _rollback(
+        self, env: CniEnv, network: str, owner: ipam_pb2.Owner, *, repeat: bool, attached: bool
+    ) -> None:
+        """Undo what this ADD made. `repeat`: the addresses were already held, by an earlier ADD of the same
+        attachment: the interface, the addresses and the record are that one's (a live pod), and only a DEL
+        takes them away. Best effort on each step: one failing must not keep the others from running."""
+        if repeat:
+            log.warning("repeated ADD failed; the earlier attachment is left as it was",
+                        extra={"network": network, "container_id": env.container_id, "ifname": env.ifname})  # fmt: skip
+            return
         steps: list[tuple[str, Awaitable[object]]] = []
         if attached:
             steps.append(

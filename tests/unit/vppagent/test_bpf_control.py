@@ -369,5 +369,21 @@ def test_only_an_incapable_kernel_switches_it_off(kernel: FakeKernel, fast: Fast
 
 
 def test_a_program_the_kernel_refuses_switches_it_off(kernel: FakeKernel, fast: FastPath) -> None:
-    kernel.fail["load"] = errno.EACCES
-    assert fast.attach_now(PORT) == [] and not on(fast) and kernel.hooks == {}
+    kernel.fail["load"] = errno.ENOMEM  # for now: reported, still on, and loaded at the next attempt
+    assert fast.attach_now(PORT)[0].startswith("fast path:") and on(fast) and kernel.hooks == {}
+    assert fast.attach_now(PORT) == [] and on(fast) and kernel.names(PORT.index) == ["mnfpp100004d2"]
+    kernel.fail["load"] = errno.EACCES  # for good (the verifier's refusal): off
+    assert fast.attach_now(TUNNEL) == [] and not on(fast) and TUNNEL.index not in kernel.hooks
+    # what was attached before stays until the next full resync takes it away: left on, it would redirect by a
+    # shaped-ports map nobody keeps up to date any more; after that sweep, resyncs leave the devices alone
+    assert kernel.names(PORT.index) == ["mnfpp100004d2"]
+    swept = fast.sync(SOCK, [PORT, TUNNEL])
+    assert swept.removed == 1 and not swept.problems and kernel.names(PORT.index) == []
+    kernel.fail["query"] = errno.EBUSY
+    assert fast.sync(SOCK, [PORT, TUNNEL]).problems == []  # not even asked
+
+
+def test_a_misspelt_mode_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(control.ENV, "onn")  # not silently auto
+    with pytest.raises(ValueError, match=control.ENV):
+        control.wanted_mode(None)

@@ -148,9 +148,9 @@ class LinuxDriver:
             plan.port_objects(port, network, objects)
             plan.follow_macs(objects, {port.host_ifname: link.mac})
             sysctl.prepare_host_port(port.host_ifname)
+            self._host.execute([messages.link_up(port.host_ifname), *requests.adds(objects, self._index)])
             device = Device(port.host_ifname, self._index[port.host_ifname], network.table, Role.PORT)
             self._fast.attach(device)  # in the background: the routing path carries the first packets
-            self._host.execute([messages.link_up(port.host_ifname), *requests.adds(objects, self._index)])
         except FileNotFoundError as exc:
             raise NetnsNotFound(f"network namespace {port.netns} does not exist") from exc
         except OSError as exc:  # NetlinkError included
@@ -158,7 +158,7 @@ class LinuxDriver:
         if self._cache is not None:
             self._cache.merge(objects)
         self._pod_macs.record_pod(port, link)
-        return AttachResult(port.host_ifname, port.pod_mac, port.mtu)
+        return AttachResult(port.host_ifname, link.mac or port.pod_mac, port.mtu)  # what the pod has (a repeat)
 
     def detach(self, port: PortSpec) -> bool:
         """Free the pod's interface name and unroute the port now. Destroying a veth takes the kernel ~20 ms of
@@ -243,7 +243,6 @@ class LinuxDriver:
                 return self._reconcile(desired)
             report = ReconcileReport()
             wanted = plan.host_objects(desired, self._tunnel_mtu_for(desired))
-            self._fast.retain({net.table for net in desired.networks.values()})
             self._sync_ports(desired, wanted, self._cache.ports, report)
             self._sync_vxlans(desired, wanted, set(self._cache.vxlans), report)
             plan.follow_macs(wanted, self._pod_macs.macs())
@@ -275,6 +274,14 @@ class LinuxDriver:
         self._sync_fastpath(desired, wanted, report)
         return report
 
+    def _remove_owned_link(self, name: str) -> None:
+        """A port or tunnel of ours that is no longer wanted: off every book (pod MACs, fast path), then gone."""
+        self._pod_macs.forget_pod(name)
+        index = self._index.pop(name, None)
+        if index is not None:
+            self._fast.forget(index)
+        self._host.execute([messages.link_delete(name)])
+
     def _steer_tunnel(self, name: str) -> None:
         """Level-triggered: our tunnels carry exactly the configured receive steering (none: the kernel's 0)."""
         if not sysctl.steer_receive(name, self._tunnel_rps or "0") and self._tunnel_rps:
@@ -288,9 +295,7 @@ class LinuxDriver:
         self, desired: DesiredNode, wanted: plan.HostObjects, present: set[str], report: ReconcileReport
     ) -> None:
         for name in sorted(present - wanted.ports):
-            self._pod_macs.forget_pod(name)
-            self._host.execute([messages.link_delete(name)])
-            self._index.pop(name, None)
+            self._remove_owned_link(name)
             report.ports_removed += 1
         for port in desired.ports.values():
             if port.host_ifname in present:
@@ -330,8 +335,7 @@ class LinuxDriver:
         self, desired: DesiredNode, wanted: plan.HostObjects, present: set[str], report: ReconcileReport
     ) -> None:
         for name in sorted(present - set(wanted.vxlans)):
-            self._host.execute([messages.link_delete(name)])
-            self._index.pop(name, None)
+            self._remove_owned_link(name)
             report.removed += 1
         missing = [vx for name, vx in wanted.vxlans.items() if name not in present]
         if not missing or desired.underlay is None:

@@ -13,10 +13,11 @@ from .netlink.socket import NetlinkSocket
 
 def ensure_veth(host_sock: NetlinkSocket, pod_sock: NetlinkSocket, port: PortSpec) -> int:
     """Create the pair unless our own pair is already there; returns the host end's index. An interface of that
-    name that is not ours is never touched (CNI: ADD fails if the name exists)."""
+    name that is not ours is never touched (CNI: ADD fails if the name exists). Ours: its peer is our host end
+    (not its MAC: a chained plugin may have changed that since)."""
     existing = dumps.link(pod_sock, port.ifname)
     host = dumps.link(host_sock, port.host_ifname)
-    if existing is not None and (host is None or existing.mac != port.pod_mac):
+    if existing is not None and (host is None or existing.peer_index != host.index):
         raise InterfaceExists(f"interface {port.ifname} already exists in {port.netns}")
     if existing is not None and host is not None:
         return host.index  # our own pair from an earlier ADD: only the configuration is re-applied

@@ -56,6 +56,7 @@ LOOPBACK_IFINDEX = 1
 # the kernel cannot do it at all (no tcx, not permitted): stop trying
 _UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EPERM, errno.EINVAL})
 _GONE = frozenset({errno.ENODEV, errno.ENOENT})  # the device (or a program) went away meanwhile
+_TRANSIENT = frozenset({errno.ENOMEM, errno.EAGAIN, errno.EINTR})  # a load may work next time
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,9 @@ def wanted_mode(option: bool | None) -> bool | None:
         return True
     if value in ("0", "off", "false", "no"):
         return False
-    return None
+    if value in ("", "auto"):
+        return None
+    raise ValueError(f"{ENV}={value!r}: expected on, off or auto")
 
 
 @functools.cache
@@ -169,13 +172,18 @@ class FastPath:
 
     # ------------------------------------------------------------------------------------------------ programs
     def _program(self, device: Device) -> loader.Program | None:
+        """Our program for the device's network and role (loaded once); None when switched off. A load refused
+        for want of memory or time is raised for the caller to report, and the next attempt loads again; any
+        other refusal (the verifier's, permissions) would come every time: it switches the fast path off."""
         key = (device.role, device.table)
         found = self._programs.get(key)
         if found is None and self.enabled and self._map is not None:
             name = programs.program_name(device.role, device.table)
             try:
                 found = loader.load(programs.forward(device.table, device.role, self._map.fd), name)
-            except (BpfError, OSError) as exc:
+            except BpfError as exc:
+                if exc.errno in _TRANSIENT:
+                    raise
                 self._disable(str(exc))
                 return None
             self._programs[key] = found
@@ -232,9 +240,12 @@ class FastPath:
         with self._lock:
             ports = {d.index for d in devices if d.role is Role.PORT}
             if ports and self.enabled and self._watch_sock is not None:
-                self._set_shaped((self._shaped - ports) | (tc.shaped(tc.qdiscs(self._watch_sock)) & ports))
-            for device in devices:
-                problems += self.attach_now(device)
+                try:
+                    self._set_shaped((self._shaped - ports) | (tc.shaped(tc.qdiscs(self._watch_sock)) & ports))
+                except OSError as exc:  # BpfError included: the next full resync reads the qdiscs again
+                    problems.append(f"fast path: shaped ports not read: {exc}")
+        for device in devices:  # the lock per device: the dataplane thread's apply waits for one attach at most
+            problems += self.attach_now(device)
         for problem in problems:
             log.warning("%s", problem)
 
@@ -249,9 +260,14 @@ class FastPath:
             if self.enabled:
                 self._devices = {d.index: d for d in devices}
                 ports = {d.index for d in devices if d.role is Role.PORT}
-                self._set_shaped(tc.shaped(tc.qdiscs(sock)) & ports)
+                try:
+                    self._set_shaped(tc.shaped(tc.qdiscs(sock)) & ports)
+                except BpfError as exc:
+                    self._failed(exc, result)
             for device in devices:
                 self._converge(device, result)
+            if not self.enabled and not result.problems:
+                self._remove_ours = False  # swept clean: none of ours can appear while switched off
         if result.adopted:
             log.info("fast path: took over %d devices from an earlier agent's programs", result.adopted)
         return result
@@ -264,13 +280,16 @@ class FastPath:
         with self._lock:
             if not self.enabled:
                 return ""
-            ids = tcx.query(device.index)
-            if device.role is Role.PORT and device.index in tc.shaped(tc.qdiscs(sock)):
-                stale = self._ours(ids)
-                found = bool(stale)  # before closing: _close_all empties the list
-                _close_all(stale)
-                return f"fast-path program on {device.name}, which is shaped" if found else ""
-            program = self._program(device)
+            try:
+                ids = tcx.query(device.index)
+                if device.role is Role.PORT and device.index in tc.shaped(tc.qdiscs(sock)):
+                    stale = self._ours(ids)
+                    found = bool(stale)  # before closing: _close_all empties the list
+                    _close_all(stale)
+                    return f"fast-path program on {device.name}, which is shaped" if found else ""
+                program = self._program(device)
+            except BpfError as exc:  # the device went away (its CHECK says so elsewhere), or the kernel refused
+                return "" if exc.errno in _GONE else f"fast path on {device.name}: {exc}"
             if program is None or program.prog_id in ids:
                 return ""
             return f"fast-path program missing or outdated on {device.name}"
@@ -311,13 +330,14 @@ class FastPath:
     # ------------------------------------------------------------------------------------------------ converge
     def _converge(self, device: Device, result: SyncResult) -> None:
         """Make `device` run exactly our current program (none of ours when shaped or switched off)."""
-        wanted = self._program(device) if self.enabled and device.index not in self._shaped else None
         try:
+            wanted = self._program(device) if self.enabled and device.index not in self._shaped else None
             ids = tcx.query(device.index)
             stale = self._ours([i for i in ids if wanted is None or i != wanted.prog_id])
         except BpfError as exc:
-            if exc.errno not in _GONE:
-                self._failed(exc, result)
+            if exc.errno in _GONE or (not self.enabled and exc.errno in _UNSUPPORTED):
+                return  # gone meanwhile; or no tcx at all, so nothing of ours can be there
+            self._failed(exc, result)
             return
         try:
             if wanted is not None and wanted.prog_id not in ids:
@@ -377,9 +397,12 @@ class FastPath:
         result.problems.append(f"fast path: {exc}")
 
     def _disable(self, reason: str) -> None:
+        """Off for good: the next full resync takes our programs away (left on, they would go on redirecting
+        by a shaped-ports map nobody keeps up to date any more)."""
         if self.enabled:
             log.warning("tc-BPF fast path switched off, the routing path carries everything: %s", reason)
         self.enabled = False
+        self._remove_ours = True
         self.reason = reason
 
 
