@@ -60,6 +60,6 @@ async def _settled(agent: NodeAgent, catalog: catalog_pb2_grpc.CatalogAsyncStub,
     except grpc.aio.AioRpcError as exc:
         why = {"interface": "/".join(key), "code": exc.code().name, "why": exc.details()}
         log.info("pod MAC not reported yet", extra=why)
-        return exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # retrying cannot help that one
+        return exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED)  # retrying won't help
     log.info("pod MAC reported", extra={"interface": "/".join(key), "mac": told.mac})
     return True

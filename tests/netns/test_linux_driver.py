@@ -282,7 +282,8 @@ def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
     sh(f"ip -n {pod} link set eth1 address {TUNED_MAC}")
     tuned = {"10.1.0.7": TUNED_MAC, "fd00:1::7": TUNED_MAC}
     wait_for(lambda: neighbour_macs(node[0], p.host_ifname) == tuned, 5.0, "the node's neighbours to follow")
-    assert told == [(p.key, p.netns, TUNED_MAC)]
+    # the listener is told last, after the pod's gateway neighbours are back: from then on the pod answers
+    wait_for(lambda: told == [(p.key, p.netns, TUNED_MAC)], 5.0, "the listener to be told")
     assert ask(client, "10.1.0.7") == "pod"
     assert ask(client, "fd00:1::7") == "pod"
     assert sh(f"ip netns exec {client} ping -c1 -W1 10.1.0.7").returncode == 0
@@ -303,6 +304,8 @@ def test_the_node_follows_a_pod_mac_a_chained_plugin_changed(
     assert ask(client, "10.1.0.7") == "pod"
     sh(f"ip -n {pod} link set eth1 address 02:42:00:00:00:43")  # and again: still followed after the resync
     wait_for(lambda: set(neighbour_macs(node[0], p.host_ifname).values()) == {"02:42:00:00:00:43"}, 5.0, "again")
+    wait_for(lambda: len(told) == 3, 5.0, "the listener to be told again")
+    assert told[2] == (p.key, p.netns, "02:42:00:00:00:43")
     assert ask(client, "fd00:1::7") == "pod"
     assert neighbour_macs(node[0], c.host_ifname) == {"10.1.0.8": c.pod_mac, "fd00:1::8": c.pod_mac}
     # the catalog has since recorded the pod's MAC (the agent reported it): a full resync tells nothing more,
@@ -353,11 +356,11 @@ def test_a_restarted_driver_picks_up_a_mac_changed_while_none_watched(
             lambda: set(neighbour_macs(node[0], p.host_ifname).values()) == {"02:42:00:00:00:43"}, 5.0, "the watch"
         )
         assert ask(client, "10.1.0.7") == "pod"
-        assert restarted._watch.netns() == {netns.path(pod), netns.path(client)}
+        assert restarted._pod_macs.watch.netns() == {netns.path(pod), netns.path(client)}
         with inside(node[0]):
             restarted.detach(p)
             restarted.finish_detach(p)
-        assert restarted._watch.netns() == {netns.path(client)}
+        assert restarted._pod_macs.watch.netns() == {netns.path(client)}
     finally:
         with inside(node[0]):
             restarted.close()
@@ -377,7 +380,7 @@ def test_a_pod_netns_that_disappears_is_let_go_at_the_next_resync(
     desired = DesiredNode(node="n", networks={"blue": BLUE}, ports={g.key: g, s.key: s})
     with inside(node[0]):
         node[1].reconcile(desired)
-    assert node[1]._watch.netns() == {netns.path(stays)}
+    assert node[1]._pod_macs.watch.netns() == {netns.path(stays)}
 
     def freed() -> bool:
         return sh(f"ip -n {node[0]} link show {g.host_ifname}", check=False).returncode != 0

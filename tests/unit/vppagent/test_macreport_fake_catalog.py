@@ -67,7 +67,7 @@ async def test_a_report_waits_for_the_record_then_goes_out_against_its_revision_
 @pytest.mark.parametrize(
     ("answer", "kept"),
     [(grpc.StatusCode.FAILED_PRECONDITION, True), (grpc.StatusCode.UNAVAILABLE, True),
-     (grpc.StatusCode.INVALID_ARGUMENT, False)],
+     (grpc.StatusCode.INVALID_ARGUMENT, False), (grpc.StatusCode.UNIMPLEMENTED, False)],
 )  # fmt: skip
 async def test_refused_reports_wait_unless_retrying_cannot_help(answer: grpc.StatusCode, kept: bool) -> None:
     agent, catalog = agent_with(record()), FakeCatalog()

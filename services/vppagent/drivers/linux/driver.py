@@ -69,7 +69,6 @@ class LinuxDriver:
         self._lock = threading.RLock()  # the dataplane thread's changes and the pod MAC watcher's, in turn
         # its watcher thread reads `_index` and updates `_cache` under `_lock`: the contract is in `macfollow`
         self._pod_macs = MacFollower(self._lock, lambda: self._index, self._pod_macs_applied)
-        self._watch = self._pod_macs.watch  # tests look at which pod netns it holds
 
     @property
     def fastpath(self) -> bool:

@@ -47,7 +47,6 @@ class MacFollower:
         self._index = index
         self._applied = applied
         self._pods: dict[str, PodLink] = {}  # host veth → its pod side as last seen (the MAC it has)
-        self._keys: dict[str, PortKey] = {}  # host veth → its port's key (network, container id, ifname)
         # told (under the lock, so it must not block) of every pod side whose MAC is not the one its port was
         # given: at each full resync, and when the watch sees one change (the agent reports it to the catalog)
         self.listener: Callable[[PortKey, str, str], None] | None = None  # (port key, pod netns, MAC)
@@ -74,10 +73,8 @@ class MacFollower:
     def record_pod(self, port: PortSpec, link: dumps.Link) -> None:
         """A port's pod side as just read (its link in the pod netns)."""
         self._pods[port.host_ifname] = _pod_link(port, link)
-        self._keys[port.host_ifname] = port.key
 
     def forget_pod(self, host_ifname: str) -> None:
-        self._keys.pop(host_ifname, None)
         known = self._pods.pop(host_ifname, None)
         if known is not None:
             self.unwatch_if_unused(known.netns)
@@ -108,7 +105,6 @@ class MacFollower:
                         link = links.get(port.ifname)
                         if link is not None and link.peer_index == index[port.host_ifname] and link.mac:
                             found[port.host_ifname] = known = _pod_link(port, link)
-                            self._keys[port.host_ifname] = port.key
                             present.append(known)
                     _repair_pod_side(sock, present)
                     for port in pod_ports:
@@ -122,7 +118,6 @@ class MacFollower:
                 names = {port.host_ifname for port in pod_ports}
                 found.update({name: p for name, p in self._pods.items() if name in names and p.netns == netns})
         self._pods = found
-        self._keys = {name: key for name, key in self._keys.items() if name in found}
         for netns in self.watch.netns() - {p.netns for p in found.values()}:
             self.watch.drop(netns)
         plan.follow_macs(wanted, self.macs())
@@ -146,7 +141,7 @@ class MacFollower:
                     continue
                 self._pods[name] = dataclasses.replace(known, mac=mac)
                 moved.append(known)
-                news += [(self._keys[name], known.netns, mac)] if name in self._keys else []
+                news.append((known.key, known.netns, mac))
                 for ip in known.ips:
                     objects.add_neighbour(plan.NeighObj(name, ip, mac))
                 log.info("pod side of %s (in %s) changed its MAC to %s: its neighbour entries follow", name, netns, mac)
@@ -181,4 +176,4 @@ def _repair_pod_side(sock: NetlinkSocket, tuned: list[PodLink]) -> None:
 
 
 def _pod_link(port: PortSpec, link: dumps.Link) -> PodLink:
-    return PodLink(port.netns, port.ifname, link.index, link.mac, tuple(ip.ip for ip in port.ips))
+    return PodLink(port.netns, port.ifname, link.index, link.mac, tuple(ip.ip for ip in port.ips), port.key)

@@ -49,6 +49,7 @@ class PodLink:
     index: int
     mac: str
     ips: tuple[IPAddress, ...]
+    key: tuple[str, str, str]  # its port's (network, container id, ifname)
 
 
 def link_address(msg: codec.Message) -> tuple[int, str] | None:
