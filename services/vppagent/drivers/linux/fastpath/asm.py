@@ -19,7 +19,6 @@ BPF_ST = 0x02
 BPF_STX = 0x03
 BPF_ALU = 0x04
 BPF_JMP = 0x05
-BPF_JMP32 = 0x06
 BPF_ALU64 = 0x07
 
 # memory modes (LD/LDX/ST/STX)
@@ -157,9 +156,6 @@ class Asm:
         if name in self._labels:
             raise AsmError(f"label {name!r} defined twice")
         self._labels[name] = len(self._items)
-
-    def raw(self, insn: Insn) -> None:
-        self._items.append(insn)
 
     # ---------------------------------------------------------------------------------------------- ALU
     def alu(self, op: Alu, dst: Reg, src: Operand, *, wide: bool = True) -> None:

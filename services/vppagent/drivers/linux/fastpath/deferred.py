@@ -33,7 +33,6 @@ class Deferred(Generic[T]):
         handle: Callable[[dict[int, T | None]], None],
         quiet_s: float = 0.05,
         max_delay_s: float = 1.0,
-        name: str = "fastpath-attach",
     ) -> None:
         self._handle = handle
         self._quiet_s, self._max_delay_s = quiet_s, max_delay_s
@@ -43,7 +42,7 @@ class Deferred(Generic[T]):
         self._in_hand: set[int] = set()  # the batch being handled
         self._stopped = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, name="fastpath-attach", daemon=True)
         self._thread.start()
 
     def put(self, index: int, item: T | None) -> None:

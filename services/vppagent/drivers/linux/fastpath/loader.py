@@ -125,7 +125,7 @@ def info(fd: int) -> ProgInfo:
 
 def parse_info(raw: bytes, map_ids: list[int]) -> ProgInfo:
     fields = PROG_INFO.unpack_from(raw)
-    _type, prog_id, tag, count, name = fields[0], fields[1], fields[2], fields[9], fields[11]
+    prog_id, tag, count, name = fields[1], fields[2], fields[9], fields[11]
     return ProgInfo(
         prog_id, tag, name.split(b"\0", 1)[0].decode(errors="replace"), tuple(map_ids[: min(count, _MAX_MAPS)])
     )

@@ -169,14 +169,7 @@ def _ipv4(a: Asm, via: bool, shaped_map_fd: int) -> None:
     a.ldx(Size.W, Reg.R2, Reg.R10, FIB + FIB_DST)
     a.ldx(Size.W, Reg.R3, Reg.R7, IP4_DST)
     a.jmp(Jmp.JNE, Reg.R2, Reg.R3, "v4_nexthop")
-    _pass_if_shaped(a, shaped_map_fd)
-    a.ja("v4_ttl")
-    a.label("v4_nexthop")
-    if not via:
-        a.ja("pass")
-    else:
-        a.mov(Reg.R8, 1)
-    a.label("v4_ttl")
+    _route_kind(a, via, shaped_map_fd, "v4_nexthop", "v4_ttl")
     a.ldx(Size.B, Reg.R2, Reg.R7, IP4_TTL)
     a.sub(Reg.R2, 1)
     a.stx(Size.B, Reg.R7, IP4_TTL, Reg.R2)
@@ -219,17 +212,23 @@ def _ipv6(a: Asm, via: bool, shaped_map_fd: int) -> None:
         a.ldx(Size.DW, Reg.R2, Reg.R10, FIB + FIB_DST + word)
         a.ldx(Size.DW, Reg.R3, Reg.R7, IP6_DST + word)
         a.jmp(Jmp.JNE, Reg.R2, Reg.R3, "v6_nexthop")
+    _route_kind(a, via, shaped_map_fd, "v6_nexthop", "v6_hops")
+    a.ldx(Size.B, Reg.R2, Reg.R7, IP6_HOPLIMIT)
+    a.sub(Reg.R2, 1)
+    a.stx(Size.B, Reg.R7, IP6_HOPLIMIT, Reg.R2)
+
+
+def _route_kind(a: Asm, via: bool, shaped_map_fd: int, nexthop: str, then: str) -> None:
+    """Falling through here: a route without next hop (a local port): pass if it is shaped, else on to `then`
+    with r8 = 0. At `nexthop`: PORT programs go on with r8 = 1 (to the tunnel), TUNNEL programs pass."""
     _pass_if_shaped(a, shaped_map_fd)
-    a.ja("v6_hops")
-    a.label("v6_nexthop")
+    a.ja(then)
+    a.label(nexthop)
     if not via:
         a.ja("pass")
     else:
         a.mov(Reg.R8, 1)
-    a.label("v6_hops")
-    a.ldx(Size.B, Reg.R2, Reg.R7, IP6_HOPLIMIT)
-    a.sub(Reg.R2, 1)
-    a.stx(Size.B, Reg.R7, IP6_HOPLIMIT, Reg.R2)
+    a.label(then)
 
 
 def _lookup(a: Asm) -> None:

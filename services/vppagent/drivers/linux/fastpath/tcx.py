@@ -32,10 +32,6 @@ def attach_attr(ifindex: int, fd: int, replace_fd: int = 0) -> bytes:
     return _ATTACH.pack(ifindex, fd, BPF_TCX_INGRESS, flags, replace_fd, 0, 0)
 
 
-def detach_attr(ifindex: int, fd: int) -> bytes:
-    return _ATTACH.pack(ifindex, fd, BPF_TCX_INGRESS, 0, 0, 0, 0)
-
-
 def query_attr(ifindex: int, ids_address: int, capacity: int) -> bytes:
     return _QUERY.pack(ifindex, BPF_TCX_INGRESS, 0, 0, ids_address, capacity, 0, 0, 0, 0)
 
@@ -46,7 +42,7 @@ def attach(ifindex: int, fd: int, replace_fd: int = 0) -> None:
 
 
 def detach(ifindex: int, fd: int) -> None:
-    bpf(Cmd.PROG_DETACH, buffer(detach_attr(ifindex, fd)), f"detach BPF program from ifindex {ifindex} (tcx ingress)")
+    bpf(Cmd.PROG_DETACH, buffer(attach_attr(ifindex, fd)), f"detach BPF program from ifindex {ifindex} (tcx ingress)")
 
 
 def query(ifindex: int) -> list[int]:
