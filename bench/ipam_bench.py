@@ -220,11 +220,9 @@ def summary(r: dict[str, Any]) -> str:
     if t is not None:
         checks["etcd_tls"] = t["per_second"] >= 300 and t["p99_ms"] <= 20
     verdict = "PASS" if all(checks.values()) else "FAIL " + ",".join(k for k, ok in checks.items() if not ok)
-    over_tls = (
-        ""
-        if t is None
-        else (f"etcd x2 over mutual TLS {t['per_second']}/s p50 {t['p50_ms']} ms p99 {t['p99_ms']} ms (same targets); ")
-    )
+    over_tls = ""
+    if t is not None:
+        over_tls = f"etcd x2 over mutual TLS {t['per_second']}/s p50 {t['p50_ms']} ms p99 {t['p99_ms']} ms; "
     return (
         f"ipam bench {verdict}: "
         f"sqlite {s['per_second']}/s p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms (>=1000/s, p99<=20); "

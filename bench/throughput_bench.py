@@ -23,53 +23,40 @@ Usage: bench/throughput_bench.py [SECONDS] [RUNS] [--cpus node|pinned|shared]"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any
 
 from labctl import bench_lab
 
-from services.vppagent.drivers.linux.fastpath import loader, tcx
-from services.vppagent.drivers.linux.fastpath.control import OWNER_PREFIX
-from services.vppagent.drivers.linux.netlink.netns import entered
-
-
-def links(ns: str) -> list[dict[str, Any]]:
-    loaded: list[dict[str, Any]] = json.loads(
-        subprocess.run(["ip", "-n", ns, "-j", "link", "show"], capture_output=True, text=True).stdout
-    )
-    return loaded
+from services.vppagent.drivers.linux.fastpath.control import OWNER_PREFIX, wanted_mode
+from tests.fixtures.fastpath import tcx_programs
+from tests.fixtures.netns import sh
 
 
 def fast_path_devices(ns: str) -> list[str]:
     """The node's devices running a multinet fast-path program (tcx ingress)."""
-    found = []
-    with entered(f"/run/netns/{ns}"):
-        for link in links(ns):
-            for prog_id in tcx.query(link["ifindex"]):
-                fd = loader.fd_by_id(prog_id)
-                try:
-                    if loader.info(fd).name.startswith(OWNER_PREFIX):
-                        found.append(link["ifname"])
-                finally:
-                    os.close(fd)
-    return sorted(found)
+    return sorted(dev for dev, names in tcx_programs(ns).items() if any(n.startswith(OWNER_PREFIX) for n in names))
+
+
+def owned_devices(ns: str) -> set[str]:
+    """The node's devices the agent made (pod ports, tunnels: alias multinet:...)."""
+    links = json.loads(sh(f"ip -n {ns} -j link show").stdout)
+    return {link["ifname"] for link in links if link.get("ifalias", "").startswith("multinet:")}
 
 
 def wait_for_fast_path(nodes: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Programs go on in the background (within ~1 s of an ADD): wait until every device the agent owns (pod
-    ports and tunnels: alias multinet:...) runs one, for 5 s at most; not at all with MULTINET_FASTPATH=off.
-    Returns the devices running a program and those still without one, per node."""
-    wait = os.environ.get("MULTINET_FASTPATH", "auto").strip().lower() not in ("0", "off", "false", "no")
-    deadline = time.monotonic() + (5 if wait else 0)
+    """Programs go on in the background (within ~1 s of an ADD): wait until every device the agent owns runs
+    one, for 5 s at most; not at all with the fast path switched off. Returns the devices running a program and
+    those still without one, per node."""
+    deadline = time.monotonic() + (0 if wanted_mode(None) is False else 5)
     while True:
         found = {ns: fast_path_devices(ns) for ns in nodes}
-        owned = {ns: {k["ifname"] for k in links(ns) if k.get("ifalias", "").startswith("multinet:")} for ns in nodes}
-        missing = {ns: sorted(owned[ns] - set(found[ns])) for ns in nodes}
+        missing = {ns: sorted(owned_devices(ns) - set(found[ns])) for ns in nodes}
         if not any(missing.values()) or time.monotonic() > deadline:
             return found, missing
         time.sleep(0.1)  # polling the agents' background attach
@@ -80,18 +67,12 @@ MODES = ("node", "pinned", "shared")
 
 def options(argv: list[str]) -> tuple[int, int, str]:
     """SECONDS, RUNS and the --cpus mode."""
-    args, mode = [], "node"
-    it = iter(argv)
-    for arg in it:
-        if arg == "--cpus":
-            mode = next(it, "")
-        elif arg.startswith("--cpus="):
-            mode = arg.split("=", 1)[1]
-        else:
-            args.append(arg)
-    if mode not in MODES:
-        raise SystemExit(f"--cpus: one of {', '.join(MODES)}")
-    return (int(args[0]) if args else 4), (int(args[1]) if len(args) > 1 else 8), mode
+    parser = argparse.ArgumentParser(description="cross-node pod-to-pod throughput against raw VXLAN")
+    parser.add_argument("seconds", nargs="?", type=int, default=4)
+    parser.add_argument("runs", nargs="?", type=int, default=8)
+    parser.add_argument("--cpus", choices=MODES, default="node")
+    args = parser.parse_args(argv)
+    return args.seconds, args.runs, args.cpus
 
 
 def node_cpus(mode: str) -> tuple[int, int] | None:
@@ -228,9 +209,9 @@ def main() -> None:
         fast_path, without = wait_for_fast_path([node1, node2])
         raw_vxlan(node1, node2, nodes["node1"]["underlay"], nodes["node2"]["underlay"], mtu)
         tunnel_rps = {ns: rps_masks(ns) for ns in (node1, node2)}  # before the benchmark's own steering
-        if mode == "node" and cpus:
+        if mode == "node" and cpus:  # (node mode always has them: this narrows the type)
             for ns, cpu in zip((node1, node2), cpus, strict=True):
-                set_rps(ns, "uplink0", cpu_mask_of(cpu))
+                set_rps(ns, "uplink0", f"{1 << cpu:x}")
         ours, raw = [], []
         for _ in range(runs):  # alternating: the machine's load drifts
             ours.append(iperf(lab.pod_netns("b"), lab.pod_netns("a"), b_ip, seconds, cpus))
@@ -259,10 +240,6 @@ def main() -> None:
         f"{report['raw_vxlan_median_gbps']} Gbit/s: ratio {report['ratio']} (target >= 0.95), paired "
         f"{report['paired_ratio_median']}; fast path {'on' if on else 'PARTLY on' if partly else 'off'}"
     )
-
-
-def cpu_mask_of(cpu: int) -> str:
-    return f"{1 << cpu:x}"
 
 
 if __name__ == "__main__":

@@ -58,19 +58,13 @@ class Demo:
         self.state = self.root / "state"
         self.bin_dir, self.conf_dir = self.root / "bin", self.root / "net.d"
         self.stack: subprocess.Popen[bytes] | None = None
-        self.box: Podman | None = None
+        self.box = Podman(self.root / "podman", self.bin_dir, self.conf_dir)  # a busybox rootfs, no container yet
 
     def ctl(self, *args: str) -> str:
         return run(sys.executable, "-m", "multinetctl", *args, "--state-dir", str(self.state))
 
     def podman(self, *args: str, check: bool = True) -> str:
-        assert self.box is not None, "prepare_podman() first"
         return self.box.run(*args, check=check).stdout
-
-    @property
-    def rootfs(self) -> Path:
-        assert self.box is not None, "prepare_podman() first"
-        return self.box.rootfs
 
     def start_stack(self) -> None:
         say("multinetctl up: netmgr + ipam + node agent in one process (in netns " + NODE + ")")
@@ -113,9 +107,6 @@ class Demo:
         say("multinetctl install-cni: the `multinet` plugin and one conflist per attachment")
         print(self.ctl("install-cni", "--bin-dir", str(self.bin_dir), "--conf-dir", str(self.conf_dir)), end="")
 
-    def prepare_podman(self) -> None:
-        self.box = Podman(self.root / "podman", self.bin_dir, self.conf_dir)
-
     def start_containers(self) -> None:
         say("podman run: containers attached through the multinet CNI plugin, each serving its own name")
         for name, networks in CONTAINERS.items():
@@ -130,7 +121,7 @@ class Demo:
                 "--tmpfs",
                 "/run",
                 "--rootfs",
-                str(self.rootfs),
+                str(self.box.rootfs),
                 "/bin/sh",
                 "-c",
                 script,
@@ -197,8 +188,7 @@ class Demo:
 
     def teardown(self) -> None:
         say("teardown")
-        if self.box is not None:
-            self.box.cleanup()  # every container, then its storage
+        self.box.cleanup()  # every container, then its storage
         if self.stack is not None and self.stack.poll() is None:
             self.stack.send_signal(signal.SIGTERM)
             try:
@@ -220,7 +210,6 @@ def main() -> int:
     try:
         demo.start_stack()
         demo.apply()
-        demo.prepare_podman()
         demo.start_containers()
         ok = demo.show_isolation()
         demo.show_release()

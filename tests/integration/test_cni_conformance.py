@@ -10,11 +10,8 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +22,9 @@ from multinet.v1 import cni_pb2, cni_pb2_grpc
 
 from multinetctl.install_cni import install_plugin
 from services.netmgr.npwg import parse_networks, status_problems
-from services.vppagent.drivers.linux.fastpath import loader, tcx
-from tests.fixtures.netns import Namespaces, inside, sh
+from tests.fixtures.fastpath import qdisc_packets, tcx_programs
+from tests.fixtures.netns import Namespaces, sh
+from tests.fixtures.poll import wait_for
 from tests.fixtures.stack import SEED, Stack, node_leftovers, node_objects
 from tests.integration.cni_spec import SCHEMA, schema_problems
 from tests.integration.cnitool import Chain, Held, node_ports, pod_addresses, pod_links, pod_routes
@@ -48,18 +46,6 @@ def held(stack: Stack) -> Iterator[Callable[[], Held]]:
     finally:
         for h in made:
             h.close()
-
-
-def poll(what: str, check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """The first truthy value of check(), polled until the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {value!r})")
-        time.sleep(0.05)
 
 
 def ok(outcome: tuple[int, Any]) -> Any:
@@ -290,15 +276,15 @@ def test_try_again_later_until_the_front_door_is_in_sync(stack: Stack, netns: Na
             assert "netmgr.sock" in reply.error.details, reply  # the catalog it cannot reach
     stack.start_service("netmgr", "--roles", "catalog", name="catalog", socket="netmgr.sock")
     stack.ctl("apply", "-f", str(SEED))
-    result = poll("ADD once in sync", lambda: _try_add(stack, conf, netns.path(pod)))
+    result = wait_for(lambda: _try_add(stack, conf, netns.path(pod)), 15.0, "ADD once in sync")
     assert result["ips"][0]["address"].startswith("192.168.")
     # the agent reports 51 until its first snapshot is applied (it started before any catalog existed)
-    poll("STATUS 0 once the agent converged", lambda: stack.cni("STATUS", conf)[0] == 0)
+    wait_for(lambda: stack.cni("STATUS", conf)[0] == 0, 15.0, "STATUS 0 once the agent converged")
     ok(stack.cni("DEL", conf, container_id="c1", netns=netns.path(pod)))
 
     # the catalog goes away after the front door was in sync: STATUS 50, ADD 11 before anything is reserved
     stack.stop_service("catalog")
-    poll("STATUS 50 with the catalog gone", lambda: (stack.cni("STATUS", conf)[1] or {}).get("code") == 50)
+    wait_for(lambda: (stack.cni("STATUS", conf)[1] or {}).get("code") == 50, 15.0, "STATUS 50 with the catalog gone")
     status, out = stack.cni("STATUS", conf)
     assert status != 0 and out["code"] == 50 and "cannot reach its catalog" in out["msg"], out
     other = netns.new("other")
@@ -306,7 +292,7 @@ def test_try_again_later_until_the_front_door_is_in_sync(stack: Stack, netns: Na
     assert status != 0 and out["code"] == 11 and "catalog" in out["msg"], out
     assert pod_links(other) == set() and node_leftovers(stack) == []
     stack.start_service("netmgr", "--roles", "catalog", name="catalog", socket="netmgr.sock")
-    poll("STATUS 0 once the catalog is back", lambda: stack.cni("STATUS", conf)[0] == 0)
+    wait_for(lambda: stack.cni("STATUS", conf)[0] == 0, 15.0, "STATUS 0 once the catalog is back")
     ok(stack.cni("ADD", conf, container_id="c2", netns=netns.path(other)))
     ok(stack.cni("DEL", conf, container_id="c2", netns=netns.path(other)))
 
@@ -357,8 +343,8 @@ def test_status_50_51_and_add_while_a_service_is_down(
     assert state.reservations("tiny") == set() and not state.interfaces("tiny")
     # back: it converges, removing the port of the pod deleted meanwhile
     stack.start_service("agent")
-    poll("agent back in sync", lambda: stack.cni("STATUS", v11)[0] == 0)
-    poll("stale port removed", lambda: "eth1" not in pod_links(pods[0]))
+    wait_for(lambda: stack.cni("STATUS", v11)[0] == 0, 15.0, "agent back in sync")
+    wait_for(lambda: "eth1" not in pod_links(pods[0]), 15.0, "stale port removed")
     assert node_leftovers(stack) == []
 
     # IPAM goes away: 50 (existing pods are not affected); ADD 11, nothing left
@@ -369,7 +355,7 @@ def test_status_50_51_and_add_while_a_service_is_down(
     assert status != 0 and out["code"] == 11 and "ipam" in out["msg"], out
     assert pod_links(late) == set() and node_leftovers(stack) == []
     stack.start_service("ipam")
-    poll("front door reconnected to IPAM", lambda: stack.cni("STATUS", v11)[0] == 0)
+    wait_for(lambda: stack.cni("STATUS", v11)[0] == 0, 15.0, "front door reconnected to IPAM")
 
     # netmgr itself goes away: the executable answers STATUS 50, ADD 11
     stack.stop_service("netmgr")
@@ -447,7 +433,7 @@ def test_gc_legacy_key_container_wide_entry_and_a_deleted_network(stack: Stack, 
     ok(stack.cni("GC", tiny | {"cni.dev/valid-attachments": [{"containerID": "a"}]}))  # no ifname: all of it
     assert "eth1" in pod_links(pod)
     stack.ctl("delete", "network", "tiny")  # removes its pod interfaces everywhere
-    poll("agent removed tiny's port", lambda: "eth1" not in pod_links(pod))
+    wait_for(lambda: "eth1" not in pod_links(pod), 15.0, "agent removed tiny's port")
     ok(stack.cni("GC", tiny | {"cni.dev/valid-attachments": []}))  # the network is gone: nothing to collect
 
 
@@ -462,27 +448,6 @@ spec:
     {"type": "bandwidth", "ingressRate": 8000000, "ingressBurst": 80000, "egressRate": 8000000, "egressBurst": 80000},
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": false}]}'
 """
-
-
-def fastpath_programs(ns: str) -> dict[str, list[str]]:
-    """The node's devices that run tcx ingress programs, with the programs' names."""
-    found: dict[str, list[str]] = {}
-    with inside(ns):
-        for link in json.loads(sh(f"ip -n {ns} -j link show").stdout):
-            for prog_id in tcx.query(link["ifindex"]):
-                fd = loader.fd_by_id(prog_id)
-                try:
-                    found.setdefault(link["ifname"], []).append(loader.info(fd).name)
-                finally:
-                    os.close(fd)
-    return found
-
-
-def tbf_packets(ns: str, dev: str) -> int:
-    out = sh(f"tc -n {ns} -s qdisc show dev {dev}").stdout
-    found = re.search(r"qdisc tbf .*?\n\s*Sent \d+ bytes (\d+) pkt", out, re.S)
-    assert found, out
-    return int(found.group(1))
 
 
 def nat_rules(stack: Stack) -> str:
@@ -525,21 +490,23 @@ def test_chain_with_debian_tuning_bandwidth_and_portmap(
     plain_conf = stack.plugin_config("network-blue-conf")
     plain_result = ok(stack.cni("ADD", plain_conf, container_id="plain", netns=netns.path(plain), ifname="eth1"))
     plain_host = plain_result["interfaces"][0]["name"]
-    poll("the chained port off the fast path", lambda: fastpath_programs(stack.node_ns).get(host) is None)
-    poll(
+    wait_for(lambda: tcx_programs(stack.node_ns).get(host) is None, 15.0, "the chained port off the fast path")
+    wait_for(
+        lambda: plain_host in tcx_programs(stack.node_ns),
+        15.0,
         "the plain port on the fast path (attached in the background)",
-        lambda: plain_host in fastpath_programs(stack.node_ns),
     )
-    assert [n[:5] for n in fastpath_programs(stack.node_ns)[plain_host]] == ["mnfpp"]
+    assert [n[:5] for n in tcx_programs(stack.node_ns)[plain_host]] == ["mnfpp"]
     address = result["ips"][0]["address"].split("/")[0]
-    poll(
-        "the chained pod answering",
+    wait_for(
         lambda: sh(f"ip netns exec {plain} ping -c1 -W1 {address}", check=False).returncode == 0,
+        15.0,
+        "the chained pod answering",
     )
-    shaped_before = tbf_packets(stack.node_ns, host)
+    shaped_before = qdisc_packets(stack.node_ns, host, "tbf")
     pinged = sh(f"ip netns exec {plain} ping -c 20 -i 0.02 -W 1 {address}", check=False).stdout
     assert "20 packets transmitted, 20 received" in pinged, pinged
-    assert tbf_packets(stack.node_ns, host) - shaped_before >= 20
+    assert qdisc_packets(stack.node_ns, host, "tbf") - shaped_before >= 20
     # multinet's ADD again (a runtime retrying): its own pair is recognised by its peer, not by the MAC tuning
     # changed; the result says the MAC the pod has; the address, the interface and the traffic stay
     reserved = state.reservations("blue")
@@ -621,7 +588,7 @@ def test_podman_runs_the_chain(stack: Stack, held: Callable[[], Held], podman_fa
         return str(listed["network-status"][0]["mac"])
 
     # tuning gave the pod another MAC after multinet's ADD: the agent saw it and the catalog's record follows
-    poll("the pod's network-status to show tuning's MAC", lambda: recorded_mac() == "02:42:00:00:00:42")
+    wait_for(lambda: recorded_mac() == "02:42:00:00:00:42", 15.0, "the pod's network-status to show tuning's MAC")
     run("rm", "--force", "--time", "0", "chained")
     assert state.nothing() and node_leftovers(stack) == []
     assert f"{address}:80" not in nat_rules(stack)

@@ -18,9 +18,7 @@ import os
 import re
 import struct
 import subprocess
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,7 +33,9 @@ from services.vppagent.model import (
 )
 from tests.fixtures.cluster import Cluster, two_node_cluster
 from tests.fixtures.fabric import Node, build_fabric
+from tests.fixtures.fastpath import programs_on, qdisc_packets
 from tests.fixtures.netns import Namespaces, inside, sh
+from tests.fixtures.poll import wait_for
 from tests.fixtures.traffic import Servers, ask
 
 pytestmark = pytest.mark.netns
@@ -112,50 +112,17 @@ def iperf(server_ns: str, client_ns: str, address: str) -> float:
         server.wait()
 
 
-@dataclass(frozen=True)
-class Attached:
-    prog_id: int
-    name: str
-    map_ids: tuple[int, ...]
-
-
 def ifindex(ns: str, dev: str) -> int:
     return int(sh(f"ip -n {ns} -o link show {dev}").stdout.split(":")[0])
 
 
-def attached(ns: str, dev: str) -> list[Attached]:
+def attached(ns: str, dev: str) -> list[loader.ProgInfo]:
     """The programs on the device's tcx ingress, in the order they run."""
-    index = ifindex(ns, dev)
-    found = []
-    with inside(ns):
-        for prog_id in tcx.query(index):
-            fd = loader.fd_by_id(prog_id)
-            try:
-                info = loader.info(fd)
-            finally:
-                os.close(fd)
-            found.append(Attached(prog_id, info.name, info.map_ids))
-    return found
+    return programs_on(ns, ifindex(ns, dev))
 
 
 def names(ns: str, dev: str) -> list[str]:
     return [a.name for a in attached(ns, dev)]
-
-
-def wait_for(what: str, condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def qdisc_packets(ns: str, dev: str, kind: str) -> int:
-    """Packets the device's qdisc of that kind has sent (`tc -s qdisc`)."""
-    out = sh(f"tc -n {ns} -s qdisc show dev {dev}").stdout
-    found = re.search(rf"qdisc {kind} .*?\n\s*Sent \d+ bytes (\d+) pkt", out, re.S)
-    assert found, out
-    return int(found.group(1))
 
 
 def shape_like_bandwidth(ns: str, dev: str, ifb: str) -> None:
@@ -505,7 +472,7 @@ def test_resync_repairs_programs_and_a_restarted_agent_takes_over(cluster: Clust
     assert ask(a, "10.1.0.3") == "c" and ask(a, "10.1.0.2") == "b"
     assert delta(before_counts, counters(n1.netns), "IpForwDatagrams") == {"IpForwDatagrams": 0}
     shape_like_bandwidth(n1.netns, pb.host_ifname, "bwtest0")
-    wait_for("the shaped port to lose its program", lambda: names(n1.netns, pb.host_ifname) == [])
+    wait_for(lambda: names(n1.netns, pb.host_ifname) == [], 5.0, "the shaped port to lose its program")
     shaped_before = qdisc_packets(n1.netns, pb.host_ifname, "tbf")
     assert ping_ttl(a, "10.1.0.2", count=5) == 63
     assert qdisc_packets(n1.netns, pb.host_ifname, "tbf") - shaped_before >= 5
@@ -528,7 +495,7 @@ def test_a_port_shaped_like_the_bandwidth_plugin_does_keeps_the_kernel_path_unti
     assert names(n1.netns, dev) == [f"mnfpp{BLUE.table:x}"]
 
     shape_like_bandwidth(n1.netns, dev, ifb)
-    wait_for("the watcher to take our program off the shaped port", lambda: names(n1.netns, dev) == [])
+    wait_for(lambda: names(n1.netns, dev) == [], 5.0, "the watcher to take our program off the shaped port")
     to_b, from_b = qdisc_packets(n1.netns, dev, "tbf"), qdisc_packets(n1.netns, ifb, "tbf")
     before = counters(n1.netns)
     assert ping_ttl(a, "10.1.0.2", count=5) == 63  # pod → shaped pod on the node
@@ -551,7 +518,7 @@ def test_a_port_shaped_like_the_bandwidth_plugin_does_keeps_the_kernel_path_unti
 
     # the shaping goes: back on the fast path, both ways
     sh(f"tc -n {n1.netns} qdisc del dev {dev} root && tc -n {n1.netns} qdisc del dev {dev} ingress")
-    wait_for("the port to get its program back", lambda: names(n1.netns, dev) == [f"mnfpp{BLUE.table:x}"])
+    wait_for(lambda: names(n1.netns, dev) == [f"mnfpp{BLUE.table:x}"], 5.0, "the port to get its program back")
     before = counters(n1.netns)
     assert (ask(a, "10.1.0.2"), ask(c, "fd00:1::2"), ask(b, "10.1.0.3")) == ("b", "b", "c")
     assert ping_ttl(c, "10.1.0.2", count=5) == 62

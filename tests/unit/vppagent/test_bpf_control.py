@@ -9,7 +9,6 @@ import errno
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from services.vppagent.drivers.linux.netlink import tc
 from services.vppagent.drivers.linux.netlink.records import Qdisc
 from services.vppagent.drivers.linux.netlink.socket import NetlinkSocket
 from services.vppagent.errors import DataplaneError
+from tests.fixtures.poll import wait_for
 
 TABLE = 0x100004D2
 PORT = Device("mnabc", 7, TABLE, Role.PORT)
@@ -310,19 +310,12 @@ def test_a_port_shaped_before_the_background_attach_stays_off(kernel: FakeKernel
 def test_a_forget_cancels_a_pending_attach(kernel: FakeKernel, fast: FastPath, monkeypatch: pytest.MonkeyPatch) -> None:
     gate = held_attach(kernel, monkeypatch)
     fast.attach(TUNNEL)  # keeps the background thread busy while the next two requests queue up
-    poll_until(lambda: kernel.loads != [])
+    wait_for(lambda: kernel.loads != [], 5.0, every=0.001)
     fast.attach(PORT)
     fast.forget(PORT.index)
     gate.set()
     assert fast.settle(5)
     assert kernel.names(TUNNEL.index) == ["mnfpt100004d2"] and kernel.hooks.get(PORT.index) is None
-
-
-def poll_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)  # polling a background thread's progress
 
 
 # ----------------------------------------------------------------------------------------------------- shaping
