@@ -95,12 +95,12 @@ class NodeAgent:
 
     async def start(self) -> None:
         await self._run(self.driver.prepare)
-        report = getattr(self.driver, "report_pod_macs", None)  # drivers that follow pod MACs (linux)
-        if callable(report):
-            loop = asyncio.get_running_loop()
-            await self._run(
-                report, lambda key, netns, mac: loop.call_soon_threadsafe(self._pod_mac_seen, key, netns, mac)
-            )
+        loop = asyncio.get_running_loop()
+
+        def told(key: Key, netns: str, mac: str) -> None:  # on a driver thread: hand over to the loop
+            loop.call_soon_threadsafe(self._pod_mac_seen, key, netns, mac)
+
+        await self._run(self.driver.report_pod_macs, told)
         underlay_v6 = bool(self.settings.underlay_ip) and ipaddress.ip_address(self.settings.underlay_ip).version == 6
         self.default_mtu = await self._run(self.driver.tunnel_mtu, underlay_v6)
         log.info(

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.vppagent.drivers.linux.driver import LinuxDriver
+from services.vppagent.drivers.linux.fastpath import control
 from services.vppagent.errors import DataplaneError, InterfaceExists, NetnsNotFound
 from services.vppagent.model import DesiredNode, NetworkSpec, PortRoute, PortSpec
 from tests.fixtures.lab import wait_for
@@ -33,7 +34,8 @@ def port(net: NetworkSpec, pod_ns: str, ip4: str, ip6: str = "", default_route: 
 
 
 @pytest.fixture
-def node(netns: Namespaces) -> Iterator[tuple[str, LinuxDriver]]:
+def node(netns: Namespaces, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, LinuxDriver]]:
+    monkeypatch.setenv(control.ENV, "auto")  # what the tests expect of the fast path, whatever the shell says
     name = netns.new("node")
     with inside(name):
         driver = LinuxDriver()

@@ -1,4 +1,4 @@
-"""The vpp driver's pod side (NetlinkPodSide) against the real kernel: the fake VPP of tests/unit/vppagent stands
+"""The vpp driver's pod side (NetlinkPodSide) against the real kernel: the fake VPP of tests/fixtures/vpp_fake.py stands
 for VPP, and what tap_create_v3 does in the pod's netns is done with ip(8) in a real one. The rest of the vpp driver
 runs against the fake alone, without root, in tests/unit/vppagent/test_vpp_driver_fake_vpp.py."""
 

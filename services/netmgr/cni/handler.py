@@ -191,7 +191,7 @@ class CniHandler:
         `networks`: exactly these (GC); by default the config's network and any other holding this key."""
         for network in networks if networks is not None else self._networks_for_delete(env, conf):
             async with self.locks.hold((network, env.container_id, env.ifname)):
-                owner = ipam_pb2.Owner(container_id=env.container_id, ifname=env.ifname)
+                owner = owner_of(env)
                 await self._detach_on_agent(env, network)
                 await call(
                     "ipam",

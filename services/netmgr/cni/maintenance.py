@@ -14,6 +14,7 @@ from .config import NetConf
 from .env import CniEnv
 from .errors import CniFailure, Code
 from .handler import CniHandler
+from .interface import owner_of
 
 log = logging.getLogger("multinet.netmgr.cni")
 # the node agent's words for an MTU that differs from the recorded one (see _expected)
@@ -37,9 +38,7 @@ async def check(handler: CniHandler, env: CniEnv, conf: NetConf) -> None:
     held = await call(
         "ipam",
         handler.backends.ipam.Check(
-            ipam_pb2.CheckRequest(
-                network=net.name, owner=ipam_pb2.Owner(container_id=env.container_id, ifname=env.ifname)
-            ),
+            ipam_pb2.CheckRequest(network=net.name, owner=owner_of(env)),
             timeout=DEADLINE_S,
         ),
     )

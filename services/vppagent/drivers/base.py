@@ -3,6 +3,7 @@ one dedicated thread, which also serialises every dataplane change."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,6 +30,9 @@ class ReconcileReport:
     @property
     def changed(self) -> int:
         return self.added + self.removed + self.ports_recreated + self.ports_removed
+
+
+PodMacListener = Callable[[tuple[str, str, str], str, str], None]
 
 
 class Driver(Protocol):
@@ -59,5 +63,9 @@ class Driver(Protocol):
 
     def reconcile(self, desired: DesiredNode) -> ReconcileReport:
         """Read back everything the agent owns and converge it to `desired`, removing what it no longer wants."""
+
+    def report_pod_macs(self, listener: PodMacListener) -> None:
+        """Tell `listener(port key, pod netns, MAC)`, without blocking, of pod sides whose MAC is not their
+        port's (a chained plugin set another). Drivers that do not follow pod MACs never call it."""
 
     def close(self) -> None: ...

@@ -8,7 +8,7 @@ import contextlib
 from multinet.v1 import agent_pb2, catalog_pb2
 
 from services.vppagent.agent import AgentSettings, NodeAgent
-from services.vppagent.drivers.base import AttachResult, ReconcileReport
+from services.vppagent.drivers.base import AttachResult, PodMacListener, ReconcileReport
 from services.vppagent.model import DesiredNode, NetworkSpec, PortSpec
 
 
@@ -31,6 +31,8 @@ class FlakyFakeDriver:
         return False
 
     def finish_detach(self, port: PortSpec) -> None: ...
+
+    def report_pod_macs(self, listener: PodMacListener) -> None: ...
 
     def check(self, port: PortSpec, network: NetworkSpec) -> list[str]:
         return []

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ...errors import DataplaneError, NetnsNotFound
 from ...model import (
@@ -34,7 +34,7 @@ from ...model import (
     table_for_vni,
     vxlan_overhead,
 )
-from ..base import AttachResult, ReconcileReport
+from ..base import AttachResult, PodMacListener, ReconcileReport
 from . import plan, pod, ports, requests, sysctl
 from .actual import read_host_objects
 from .diff import host_changes
@@ -74,7 +74,7 @@ class LinuxDriver:
     def fastpath(self) -> bool:
         return self._fast.enabled
 
-    def report_pod_macs(self, listener: Callable[[tuple[str, str, str], str, str], None]) -> None:
+    def report_pod_macs(self, listener: PodMacListener) -> None:
         """`listener(port key, pod netns, MAC)` is told of every pod side whose MAC is not its port's (a chained
         plugin set another): at each full resync and as the watch sees a change. Called under the driver's lock,
         from the dataplane or the watcher thread: it must hand the news on without blocking."""

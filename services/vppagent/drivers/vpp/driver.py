@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from ...errors import DataplaneError, InterfaceExists, InvalidSpec, NetnsNotFound
 from ...model import OWNER_ALIAS_PREFIX, DesiredNode, NetworkSpec, PortSpec, vxlan_overhead
-from ..base import AttachResult, ReconcileReport
+from ..base import AttachResult, PodMacListener, ReconcileReport
 from . import actual, calls, diff, plan
 from .actual import ActualTunnel, Interface, Snapshot
 from .api import DEFAULT_API_DIR, DEFAULT_API_SOCKET, PapiConnection, VppApi, VppApiError, run
@@ -280,6 +280,9 @@ class VppDriver:
     # ------------------------------------------------------------------------------------------------ full sync
     def finish_detach(self, port: PortSpec) -> None:
         """Nothing is deferred: VPP deletes a tap at once."""
+
+    def report_pod_macs(self, listener: PodMacListener) -> None:
+        """Pod MACs are not followed here (taps: the MAC is VPP's to give)."""
 
     def apply(self, desired: DesiredNode) -> ReconcileReport:
         """VPP answers dumps quickly and the driver keeps no cache of its own: every apply reads back."""
